@@ -1,0 +1,1 @@
+//! Include/exclude patterns with the exact semantics of `hf download` (Python `fnmatchcase`).

@@ -1,0 +1,1 @@
+//! A loopback emulation of the Hugging Face Hub.
