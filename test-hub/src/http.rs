@@ -1,0 +1,199 @@
+//! A minimal HTTP/1.1 server: one thread per connection, keep-alive, `Content-Length` bodies.
+//! Written for the test hub (rather than using a server crate) so that every byte on the wire
+//! is under the test's control: exact headers, slow or broken bodies, lying lengths.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+/// Largest request head accepted (request line plus headers).
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// An idle keep-alive connection is closed after this long.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request as parsed from the wire.
+pub(crate) struct Request {
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) headers: Vec<(String, String)>,
+}
+
+/// What the handler answers; the server adds `Content-Length` and writes it.
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Box<dyn Read + Send>,
+    pub(crate) len: u64,
+}
+
+/// A listening socket served by a background thread until dropped.
+pub(crate) struct Listener {
+    address: std::net::SocketAddr,
+    stopping: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl Listener {
+    /// Serves each request arriving on `listener` with `handler`.
+    pub(crate) fn serve<H>(listener: TcpListener, handler: H) -> io::Result<Listener>
+    where
+        H: Fn(Request) -> Response + Send + Sync + 'static,
+    {
+        let address = listener.local_addr()?;
+        let stopping = Arc::new(AtomicBool::new(false));
+        let handler = Arc::new(handler);
+        let acceptor = {
+            let stopping = stopping.clone();
+            thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let handler = handler.clone();
+                    thread::spawn(move || serve_connection(stream, &*handler));
+                }
+            })
+        };
+        Ok(Listener {
+            address,
+            stopping,
+            acceptor: Some(acceptor),
+        })
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Wake the acceptor so it sees the flag.
+        let _ = TcpStream::connect(self.address);
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+fn serve_connection(stream: TcpStream, handler: &(dyn Fn(Request) -> Response + Sync)) {
+    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
+    let _ = stream.set_nodelay(true);
+    let Ok(write_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(stream);
+    let mut writer = io::BufWriter::with_capacity(256 * 1024, write_half);
+    loop {
+        let request = match read_request(&mut reader) {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(_) => {
+                let _ = writer.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                let _ = writer.flush();
+                return;
+            }
+        };
+        let close = request
+            .headers
+            .iter()
+            .any(|(name, value)| name == "connection" && value.eq_ignore_ascii_case("close"));
+        let head_only = request.method == "HEAD";
+        let response = handler(request);
+        if write_response(&mut writer, response, head_only).is_err() || close {
+            let _ = writer.flush();
+            let _ = writer.get_ref().shutdown(Shutdown::Both);
+            return;
+        }
+    }
+}
+
+/// Reads one request head; `Ok(None)` when the client closed the connection between requests.
+fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
+    let mut head = Vec::new();
+    loop {
+        let before = head.len();
+        let read = reader
+            .take((MAX_HEAD_BYTES - head.len()) as u64 + 1)
+            .read_until(b'\n', &mut head)?;
+        if read == 0 {
+            return if head.is_empty() {
+                Ok(None)
+            } else {
+                Err(io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        if head.len() > MAX_HEAD_BYTES {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        let line = &head[before..];
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+    }
+    let text = String::from_utf8(head).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    let mut lines = text.lines();
+    let mut parts = lines.next().unwrap_or_default().split(' ');
+    let (Some(method), Some(url), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(io::ErrorKind::InvalidData.into());
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(io::ErrorKind::InvalidData.into());
+    }
+    let headers = lines
+        .filter(|line| !line.is_empty())
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    Ok(Some(Request {
+        method: method.to_string(),
+        url: url.to_string(),
+        headers,
+    }))
+}
+
+fn write_response(
+    writer: &mut impl Write,
+    mut response: Response,
+    head_only: bool,
+) -> io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
+    for (name, value) in &response.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", response.len));
+    writer.write_all(head.as_bytes())?;
+    if !head_only {
+        io::copy(&mut response.body.as_mut().take(response.len), writer)?;
+    }
+    writer.flush()
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        302 => "Found",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        416 => "Range Not Satisfiable",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Status",
+    }
+}

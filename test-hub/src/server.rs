@@ -1,0 +1,761 @@
+//! The two loopback HTTP origins: the Hub (API and resolve URLs) and the CDN that LFS files
+//! redirect to.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Result, anyhow};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha1::{Digest, Sha1};
+
+use crate::fixtures::{Content, Hub, LoadOptions, RepoInfo, hex};
+use crate::http::{Listener, Request, Response};
+
+/// How the test hub behaves. Build with struct update syntax: `Options { page_size: 5, ..Default::default() }`.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory of `*.toml` repo specs.
+    pub fixtures: PathBuf,
+    /// Hub origin port; 0 picks a free one.
+    pub port: u16,
+    /// CDN origin port; 0 picks a free one.
+    pub cdn_port: u16,
+    /// Entries per page of the tree API (the Hub uses 1000).
+    pub page_size: usize,
+    /// Tokens accepted in `Authorization: Bearer <token>`.
+    pub valid_tokens: Vec<String>,
+    /// Delay added before answering each request, on both origins.
+    pub latency: Duration,
+    /// Body bytes per second for each response (one response at a time per connection), or unlimited.
+    pub bandwidth: Option<u64>,
+    /// Where generated files too large for memory are written; default `<temp dir>/test-hub-data`.
+    pub data_dir: Option<PathBuf>,
+    /// Size overrides for generated files, keyed by `"<repo id>/<path>"` (e.g. to make
+    /// `acme/big/model.bin` 4 GiB for a benchmark).
+    pub file_sizes: BTreeMap<String, u64>,
+    /// Answer any request with an unknown token `401 Invalid credentials in Authorization header`,
+    /// as the real Hub does. Off by default: unknown tokens then count as no token.
+    pub reject_invalid_tokens: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            fixtures: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/hub")),
+            port: 0,
+            cdn_port: 0,
+            page_size: 1000,
+            valid_tokens: vec!["hf_test_token".into()],
+            latency: Duration::ZERO,
+            bandwidth: None,
+            data_dir: None,
+            file_sizes: BTreeMap::new(),
+            reject_invalid_tokens: false,
+        }
+    }
+}
+
+/// Which listener a request reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// The Hub endpoint (`HF_ENDPOINT`).
+    Hub,
+    /// The CDN origin that LFS downloads redirect to.
+    Cdn,
+}
+
+/// A request as it arrived.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedRequest {
+    /// Which listener got it.
+    pub origin: Origin,
+    /// `GET`, `HEAD`, ...
+    pub method: String,
+    /// Path and query, still percent-encoded.
+    pub url: String,
+    /// All headers, names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
+}
+
+impl LoggedRequest {
+    /// The first value of a header (name case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.url.split('?').next().unwrap_or_default()
+    }
+}
+
+/// A running test hub; dropping it stops both listeners.
+pub struct TestHub {
+    state: Arc<State>,
+    // Dropping them stops the listeners.
+    _listeners: [Listener; 2],
+}
+
+struct State {
+    hub: Hub,
+    options: Options,
+    endpoint: String,
+    cdn_origin: String,
+    log: Mutex<Vec<LoggedRequest>>,
+}
+
+impl TestHub {
+    /// Loads the fixtures and starts listening on 127.0.0.1.
+    pub fn start(options: Options) -> Result<TestHub> {
+        let load = LoadOptions {
+            data_dir: options.data_dir.clone(),
+            file_sizes: options.file_sizes.clone(),
+        };
+        let hub = Hub::load(&options.fixtures, &load)?;
+        // Both origins are known before either serves: each listener's handler needs the state.
+        let hub_socket = std::net::TcpListener::bind(("127.0.0.1", options.port))
+            .map_err(|e| anyhow!("cannot listen on 127.0.0.1:{}: {e}", options.port))?;
+        let cdn_socket = std::net::TcpListener::bind(("127.0.0.1", options.cdn_port))
+            .map_err(|e| anyhow!("cannot listen on 127.0.0.1:{}: {e}", options.cdn_port))?;
+        let state = Arc::new(State {
+            hub,
+            endpoint: format!("http://{}", hub_socket.local_addr()?),
+            cdn_origin: format!("http://{}", cdn_socket.local_addr()?),
+            options,
+            log: Mutex::new(Vec::new()),
+        });
+        let serve = |socket, origin| {
+            let state = state.clone();
+            Listener::serve(socket, move |request| handle(request, &state, origin))
+        };
+        let listeners = [
+            serve(hub_socket, Origin::Hub)?,
+            serve(cdn_socket, Origin::Cdn)?,
+        ];
+        Ok(TestHub {
+            state,
+            _listeners: listeners,
+        })
+    }
+
+    /// The Hub origin, e.g. `http://127.0.0.1:PORT`: the value for `HF_ENDPOINT`.
+    pub fn endpoint(&self) -> String {
+        self.state.endpoint.clone()
+    }
+
+    /// The CDN origin that LFS resolve URLs redirect to.
+    pub fn cdn_origin(&self) -> String {
+        self.state.cdn_origin.clone()
+    }
+
+    /// A snapshot of every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.state.log().clone()
+    }
+
+    /// Forgets the logged requests.
+    pub fn clear_requests(&self) {
+        self.state.log().clear();
+    }
+
+    /// The loaded fixtures.
+    pub fn hub(&self) -> &Hub {
+        &self.state.hub
+    }
+
+    /// A fixture repo by type (`model`, `dataset`, `space`) and current id.
+    pub fn repo(&self, repo_type: &str, id: &str) -> Option<&RepoInfo> {
+        self.state.hub.repo(repo_type, id)
+    }
+
+    /// The commit sha a ref name or commit sha resolves to.
+    pub fn commit_sha(&self, repo_type: &str, id: &str, rev: &str) -> Option<String> {
+        Some(self.repo(repo_type, id)?.commit(rev)?.sha.clone())
+    }
+}
+
+impl State {
+    fn log(&self) -> std::sync::MutexGuard<'_, Vec<LoggedRequest>> {
+        // A panicking test thread must not hide the log from the others.
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn handle(request: Request, state: &State, origin: Origin) -> Response {
+    let logged = LoggedRequest {
+        origin,
+        method: request.method,
+        url: request.url,
+        headers: request.headers,
+    };
+    let reply = if origin == Origin::Hub && logged.path() == "/_test/requests" {
+        test_requests(state, &logged)
+    } else {
+        state.log().push(logged.clone());
+        if !state.options.latency.is_zero() {
+            thread::sleep(state.options.latency);
+        }
+        match origin {
+            Origin::Hub => hub_route(state, &logged),
+            Origin::Cdn => cdn_route(state, &logged),
+        }
+    };
+    into_response(reply, state.options.bandwidth)
+}
+
+/// A response before it is written.
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Body,
+}
+
+enum Body {
+    Bytes(Vec<u8>),
+    Content {
+        content: Content,
+        start: u64,
+        end: u64,
+    },
+}
+
+impl Reply {
+    fn new(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Body::Bytes(body.into()),
+        }
+    }
+
+    fn json(status: u16, value: &Value) -> Reply {
+        Reply::new(status, value.to_string()).header("Content-Type", "application/json")
+    }
+
+    fn not_found() -> Reply {
+        Reply::new(404, "Not Found").header("Content-Type", "text/plain")
+    }
+
+    /// A Hub error: JSON body plus the headers huggingface_hub maps to exceptions.
+    fn hub_error(status: u16, code: Option<&str>, message: &str) -> Reply {
+        let mut reply = Reply::json(status, &json!({ "error": message }));
+        if let Some(code) = code {
+            reply = reply.header("X-Error-Code", code);
+        }
+        reply.header("X-Error-Message", message)
+    }
+
+    fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+fn into_response(reply: Reply, bandwidth: Option<u64>) -> Response {
+    let (reader, len): (Box<dyn Read + Send>, u64) = match reply.body {
+        Body::Bytes(bytes) => {
+            let len = bytes.len() as u64;
+            (Box::new(io::Cursor::new(bytes)), len)
+        }
+        Body::Content {
+            content,
+            start,
+            end,
+        } => match content.reader(start, end) {
+            Ok(reader) => (reader, end - start),
+            Err(error) => {
+                let message = format!("cannot read fixture content: {error}").into_bytes();
+                let len = message.len() as u64;
+                return Response {
+                    status: 500,
+                    headers: Vec::new(),
+                    body: Box::new(io::Cursor::new(message)),
+                    len,
+                };
+            }
+        },
+    };
+    let body = match bandwidth {
+        Some(rate) => Box::new(Throttled {
+            inner: reader,
+            rate: rate.max(1),
+            start: Instant::now(),
+            sent: 0,
+        }),
+        None => reader,
+    };
+    Response {
+        status: reply.status,
+        headers: reply.headers,
+        body,
+        len,
+    }
+}
+
+/// Paces a body to `rate` bytes per second.
+struct Throttled {
+    inner: Box<dyn Read + Send>,
+    rate: u64,
+    start: Instant,
+    sent: u64,
+}
+
+impl Read for Throttled {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Small reads keep the pace smooth at low rates.
+        let max = (self.rate / 20).clamp(1, buf.len() as u64) as usize;
+        let n = self.inner.read(&mut buf[..max])?;
+        self.sent += n as u64;
+        let due = Duration::from_secs_f64(self.sent as f64 / self.rate as f64);
+        if let Some(wait) = due.checked_sub(self.start.elapsed()) {
+            thread::sleep(wait);
+        }
+        Ok(n)
+    }
+}
+
+fn test_requests(state: &State, request: &LoggedRequest) -> Reply {
+    match request.method.as_str() {
+        "GET" => Reply::json(200, &json!(*state.log())),
+        "DELETE" => {
+            state.log().clear();
+            Reply::new(204, "")
+        }
+        _ => Reply::not_found(),
+    }
+}
+
+/// Whether the request carries a token, and whether it is one of the valid ones.
+#[derive(PartialEq)]
+enum Auth {
+    Anonymous,
+    Valid,
+    Invalid,
+}
+
+fn auth(state: &State, request: &LoggedRequest) -> Auth {
+    let Some(value) = request.header("authorization") else {
+        return Auth::Anonymous;
+    };
+    let token = match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => return Auth::Invalid,
+    };
+    if state.options.valid_tokens.iter().any(|t| t == token) {
+        Auth::Valid
+    } else {
+        Auth::Invalid
+    }
+}
+
+fn hub_route(state: &State, request: &LoggedRequest) -> Reply {
+    if request.method != "GET" && request.method != "HEAD" {
+        return Reply::not_found();
+    }
+    let path = request.path();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["api", plural, owner, name, rest @ ..] => {
+            let Some(repo_type) = singular(plural) else {
+                return Reply::not_found();
+            };
+            let prefix = format!("/api/{plural}");
+            let repo = match find_repo(state, request, repo_type, &prefix, owner, name) {
+                Ok(repo) => repo,
+                Err(reply) => return reply,
+            };
+            match rest {
+                [] => revision_info(repo, "main"),
+                ["revision", rev @ ..] if !rev.is_empty() => {
+                    revision_info(repo, &percent_decode(&rev.join("/")))
+                }
+                ["tree", rev_and_path @ ..] if !rev_and_path.is_empty() => {
+                    let (rev, sub) = split_revision(rev_and_path);
+                    tree(state, request, repo, &rev, &sub)
+                }
+                _ => Reply::not_found(),
+            }
+        }
+        [
+            kind @ ("datasets" | "spaces"),
+            owner,
+            name,
+            "resolve",
+            rev_and_path @ ..,
+        ] => resolve(state, request, kind, owner, name, rev_and_path),
+        [owner, name, "resolve", rev_and_path @ ..] => {
+            resolve(state, request, "", owner, name, rev_and_path)
+        }
+        _ => Reply::not_found(),
+    }
+}
+
+fn singular(plural: &str) -> Option<&'static str> {
+    match plural {
+        "models" => Some("model"),
+        "datasets" => Some("dataset"),
+        "spaces" => Some("space"),
+        _ => None,
+    }
+}
+
+/// Splits percent-encoded segments into the revision and the rest. Clients encode the revision
+/// as one segment (`refs%2Fpr%2F1`); an unencoded `refs/pr/N` is accepted too.
+fn split_revision(segments: &[&str]) -> (String, String) {
+    let take = match segments {
+        ["refs", "pr" | "convert", _, ..] => 3,
+        _ => 1,
+    }
+    .min(segments.len());
+    (
+        percent_decode(&segments[..take].join("/")),
+        percent_decode(&segments[take..].join("/")),
+    )
+}
+
+/// Finds the repo named in a URL `<prefix>/<owner>/<name>/...`, or the error or rename reply.
+fn find_repo<'a>(
+    state: &'a State,
+    request: &LoggedRequest,
+    repo_type: &str,
+    prefix: &str,
+    owner: &str,
+    name: &str,
+) -> Result<&'a RepoInfo, Reply> {
+    let auth = auth(state, request);
+    if auth == Auth::Invalid && state.options.reject_invalid_tokens {
+        let message = "Invalid credentials in Authorization header";
+        return Err(Reply::hub_error(401, None, message));
+    }
+    let id = format!("{owner}/{name}");
+    let visible = |repo: &RepoInfo| !repo.private || auth == Auth::Valid;
+    if let Some(repo) = state.hub.repo(repo_type, &id).filter(|r| visible(r)) {
+        if repo.gated && auth != Auth::Valid {
+            let message = format!(
+                "Access to {repo_type} {id} is restricted. You must have access to it and be authenticated to access it. Please log in."
+            );
+            return Err(Reply::hub_error(401, Some("GatedRepo"), &message));
+        }
+        return Ok(repo);
+    }
+    if let Some(repo) = state.hub.renamed(repo_type, &id).filter(|r| visible(r)) {
+        // Same URL under the new id, relative like the Hub's.
+        let old = format!("{prefix}/{id}");
+        let location = format!("{prefix}/{}{}", repo.id, &request.url[old.len()..]);
+        return Err(Reply::new(
+            307,
+            format!("Temporary Redirect. Redirecting to {location}"),
+        )
+        .header("Location", location));
+    }
+    // The Hub answers 401 to anonymous callers, so as not to say whether a private repo exists.
+    let status = if auth == Auth::Valid { 404 } else { 401 };
+    Err(Reply::hub_error(
+        status,
+        Some("RepoNotFound"),
+        "Repository not found",
+    ))
+}
+
+fn revision_not_found(rev: &str) -> Reply {
+    Reply::hub_error(
+        404,
+        Some("RevisionNotFound"),
+        &format!("Invalid rev id: {rev}"),
+    )
+}
+
+fn revision_info(repo: &RepoInfo, rev: &str) -> Reply {
+    let Some(commit) = repo.commit(rev) else {
+        return revision_not_found(rev);
+    };
+    let index = repo.commits.iter().position(|c| c.sha == commit.sha);
+    let siblings: Vec<Value> = commit
+        .files
+        .iter()
+        .map(|f| json!({ "rfilename": f.path }))
+        .collect();
+    let body = json!({
+        "_id": &hex(&Sha1::digest(&repo.id))[..24],
+        "id": repo.id,
+        "author": repo.id.split('/').next(),
+        "sha": commit.sha,
+        "lastModified": format!("2024-05-01T12:{:02}:00.000Z", index.unwrap_or(0) % 60),
+        "private": repo.private,
+        "gated": if repo.gated { json!("auto") } else { json!(false) },
+        "disabled": false,
+        "tags": [],
+        "siblings": siblings,
+    });
+    Reply::json(200, &body)
+}
+
+fn tree(state: &State, request: &LoggedRequest, repo: &RepoInfo, rev: &str, sub: &str) -> Reply {
+    let Some(commit) = repo.commit(rev) else {
+        return revision_not_found(rev);
+    };
+    let params = query_params(&request.url);
+    let param = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    let recursive = param("recursive").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let sub = sub.trim_end_matches('/');
+    if !sub.is_empty()
+        && !commit
+            .tree
+            .iter()
+            .any(|e| e.path == sub && e.file.is_none())
+    {
+        return Reply::hub_error(
+            404,
+            Some("EntryNotFound"),
+            &format!("{sub} does not exist on \"{rev}\""),
+        )
+        .header("X-Repo-Commit", &commit.sha);
+    }
+    let entries: Vec<_> = commit
+        .tree
+        .iter()
+        .filter(|entry| {
+            let rest = if sub.is_empty() {
+                Some(entry.path.as_str())
+            } else {
+                entry
+                    .path
+                    .strip_prefix(sub)
+                    .and_then(|r| r.strip_prefix('/'))
+            };
+            rest.is_some_and(|rest| recursive || !rest.contains('/'))
+        })
+        .collect();
+    let Ok(cursor) = param("cursor").map_or(Ok(0), |c| c.parse::<usize>()) else {
+        return Reply::hub_error(400, None, "Invalid cursor");
+    };
+    let end = entries.len().min(cursor + state.options.page_size.max(1));
+    let page: Vec<Value> = entries
+        .get(cursor..end)
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| match &entry.file {
+            None => json!({ "type": "directory", "oid": entry.oid, "size": 0, "path": entry.path }),
+            Some(file) => {
+                let mut value =
+                    json!({ "type": "file", "oid": file.oid, "size": file.size, "path": file.path });
+                if let Some(sha256) = &file.lfs_sha256 {
+                    value["lfs"] = json!({
+                        "oid": sha256,
+                        "size": file.size,
+                        "pointerSize": file.pointer_size(),
+                    });
+                }
+                value
+            }
+        })
+        .collect();
+    let mut reply = Reply::json(200, &Value::Array(page));
+    if end < entries.len() {
+        // The next page is the same URL with the cursor replaced, absolute like the Hub's.
+        let mut query: Vec<&str> = request
+            .url
+            .split_once('?')
+            .map(|(_, q)| q.split('&').filter(|p| !p.starts_with("cursor=")).collect())
+            .unwrap_or_default();
+        let next = format!("cursor={end}");
+        query.push(&next);
+        let url = format!("{}{}?{}", state.endpoint, request.path(), query.join("&"));
+        reply = reply.header("Link", format!("<{url}>; rel=\"next\""));
+    }
+    reply
+}
+
+fn resolve(
+    state: &State,
+    request: &LoggedRequest,
+    kind: &str,
+    owner: &str,
+    name: &str,
+    rev_and_path: &[&str],
+) -> Reply {
+    let prefix = if kind.is_empty() {
+        String::new()
+    } else {
+        format!("/{kind}")
+    };
+    let repo_type = singular(kind).unwrap_or("model");
+    let repo = match find_repo(state, request, repo_type, &prefix, owner, name) {
+        Ok(repo) => repo,
+        Err(reply) => return reply,
+    };
+    let (rev, path) = split_revision(rev_and_path);
+    let Some(commit) = repo.commit(&rev) else {
+        return revision_not_found(&rev);
+    };
+    let Some(file) = commit.file(&path) else {
+        return Reply::hub_error(
+            404,
+            Some("EntryNotFound"),
+            &format!("{path} does not exist on \"{rev}\""),
+        )
+        .header("X-Repo-Commit", &commit.sha);
+    };
+    let Some(sha256) = &file.lfs_sha256 else {
+        let reply = serve_content(request, file.raw_content())
+            .header("ETag", format!("\"{}\"", file.oid))
+            .header("X-Repo-Commit", &commit.sha);
+        return reply;
+    };
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + 3600;
+    let location = format!("{}/blobs/{sha256}?expires={expires}", state.cdn_origin);
+    Reply::new(302, format!("Found. Redirecting to {location}"))
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .header("Location", location)
+        .header("ETag", format!("\"{}\"", file.oid))
+        .header("X-Linked-Etag", format!("\"{sha256}\""))
+        .header("X-Linked-Size", file.size.to_string())
+        .header("X-Repo-Commit", &commit.sha)
+}
+
+fn cdn_route(state: &State, request: &LoggedRequest) -> Reply {
+    let blob = request.path().strip_prefix("/blobs/");
+    match (
+        request.method.as_str(),
+        blob.and_then(|b| state.hub.blob(b)),
+    ) {
+        ("GET" | "HEAD", Some(content)) => serve_content(request, content)
+            .header("ETag", format!("\"{}\"", blob.unwrap_or_default())),
+        _ => Reply::not_found(),
+    }
+}
+
+/// 200 with the whole content, or 206/416 for a `Range` request.
+fn serve_content(request: &LoggedRequest, content: &Content) -> Reply {
+    let len = content.len();
+    let (status, start, end) = match request.header("range").and_then(|r| parse_range(r, len)) {
+        None => (200, 0, len),
+        Some(Some((start, end))) => (206, start, end),
+        Some(None) => {
+            return Reply::new(416, "")
+                .header("Content-Range", format!("bytes */{len}"))
+                .header("Accept-Ranges", "bytes");
+        }
+    };
+    let mut reply = Reply {
+        status,
+        headers: Vec::new(),
+        body: Body::Content {
+            content: content.clone(),
+            start,
+            end,
+        },
+    }
+    .header("Content-Type", "application/octet-stream")
+    .header("Accept-Ranges", "bytes");
+    if status == 206 {
+        let range = format!("bytes {start}-{}/{len}", end - 1);
+        reply = reply.header("Content-Range", range);
+    }
+    reply
+}
+
+/// Parses a single `bytes=` range into a half-open interval. `None`: no usable range header
+/// (serve everything); `Some(None)`: unsatisfiable.
+fn parse_range(header: &str, len: u64) -> Option<Option<(u64, u64)>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 || len == 0 {
+            return Some(None);
+        }
+        return Some(Some((len - suffix.min(len), len)));
+    }
+    let first: u64 = first.parse().ok()?;
+    let last = if last.is_empty() {
+        u64::MAX
+    } else {
+        last.parse().ok()?
+    };
+    if last < first {
+        return None;
+    }
+    if first >= len {
+        return Some(None);
+    }
+    Some(Some((first, last.min(len - 1) + 1)))
+}
+
+fn query_params(url: &str) -> Vec<(String, String)> {
+    let Some((_, query)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (name, value) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(name), percent_decode(value))
+        })
+        .collect()
+}
+
+/// Decodes `%XX` escapes (UTF-8); malformed escapes stay as they are.
+pub(crate) fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-0", 10), Some(Some((0, 1))));
+        assert_eq!(parse_range("bytes=2-", 10), Some(Some((2, 10))));
+        assert_eq!(parse_range("bytes=5-100", 10), Some(Some((5, 10))));
+        assert_eq!(parse_range("bytes=-3", 10), Some(Some((7, 10))));
+        assert_eq!(parse_range("bytes=10-", 10), Some(None));
+        assert_eq!(parse_range("bytes=5-2", 10), None);
+        assert_eq!(parse_range("items=1-2", 10), None);
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("refs%2Fpr%2F1"), "refs/pr/1");
+        assert_eq!(
+            percent_decode("dir%20with%20space/%C3%BC%23%3F%26%2B%3D~%40%3A.txt"),
+            "dir with space/ü#?&+=~@:.txt"
+        );
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+}
