@@ -1,4 +1,15 @@
 //! facehugger: declare the Hugging Face Hub repos a project needs, lock them to commits, and sync
 //! them into the shared HF cache.
 
+pub mod cache;
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod error;
+pub mod hub;
+pub mod lock;
+pub mod manifest;
 pub mod patterns;
+pub mod repo;
+pub mod sync;
+
+pub use error::{Error, Result};

@@ -1,0 +1,375 @@
+//! The command line: `facehugger` and `cargo facehugger` parse the same arguments here and call
+//! the library. Status lines go to stderr in cargo's style; data (the dry-run plan) to stdout.
+
+use std::ffi::OsString;
+use std::io::Write;
+
+use anstyle::{AnsiColor, Effects, Style};
+use camino::{Utf8Path, Utf8PathBuf};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cache::Cache;
+use crate::error::Error;
+use crate::hub::{HubConfig, is_truthy};
+use crate::lock::LOCK_FILE;
+use crate::manifest::{DEFAULT_REF, MANIFEST_FILE, Manifest};
+use crate::repo::RepoType;
+use crate::sync::plan::{Action, ModelPlan};
+use crate::sync::{self, LockMode, Reporter, Settings, files, human_bytes};
+
+const EXAMPLES: &str = "\
+Examples:
+  facehugger                         Sync facehugger.yaml: resolve, lock, download
+  facehugger path/to/models.yaml     Sync another manifest (its lock sits beside it)
+  facehugger --dry-run               Show what would be downloaded, and the `hf download` equivalent
+  facehugger sync --frozen           Download exactly the revisions in facehugger.lock
+  facehugger lock --check            Exit 1 if facehugger.lock is out of date (for CI)
+  facehugger --offline               Use only the cache; list what is missing
+
+Exit status: 0 success, 1 failure (network, hub, cache, out-of-date lock), 2 invalid usage or input.";
+
+/// Declare the Hugging Face Hub repos a project needs, lock them to commits, and sync them into
+/// the shared HF cache.
+#[derive(Debug, Parser)]
+#[command(
+    name = "facehugger",
+    version,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    sync: SyncArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Resolve every ref, update the lock, and download what the cache lacks (the default).
+    #[command(after_help = EXAMPLES)]
+    Sync(SyncArgs),
+    /// Resolve every ref and write facehugger.lock; download nothing.
+    #[command(after_help = EXAMPLES)]
+    Lock(LockArgs),
+}
+
+#[derive(Debug, Args)]
+struct SyncArgs {
+    /// The manifest [default: facehugger.yaml]
+    #[arg(value_name = "MANIFEST")]
+    manifest: Option<Utf8PathBuf>,
+    /// Sync exactly the revisions in the lock file: no resolution, the lock is not written.
+    /// (As in uv; unlike cargo, this does not imply --offline.)
+    #[arg(long, conflicts_with = "locked")]
+    frozen: bool,
+    /// Fail (exit 1) without downloading if the lock file is missing or would change.
+    #[arg(long)]
+    locked: bool,
+    /// Print the plan and the equivalent `hf download` commands; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct LockArgs {
+    /// The manifest [default: facehugger.yaml]
+    #[arg(value_name = "MANIFEST")]
+    manifest: Option<Utf8PathBuf>,
+    /// Write nothing; exit 1 if the lock file is missing or would change.
+    #[arg(long)]
+    check: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// Use no network: resolve refs and files from the cache only [env: HF_HUB_OFFLINE=1]
+    #[arg(long)]
+    offline: bool,
+    /// The HF hub cache [default: HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<Utf8PathBuf>,
+    /// Parallel downloads and requests
+    #[arg(short, long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// Print only errors
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// Print each file as it is installed
+    #[arg(short, long)]
+    verbose: bool,
+    /// When to colour the output
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Runs the command line with these arguments (the first is the program name) and returns the
+/// exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let (command, common) = match cli.command {
+        Some(Command::Sync(args)) => (
+            Run::Sync(args.manifest.clone(), args.mode(), args.dry_run),
+            args.common,
+        ),
+        Some(Command::Lock(args)) => (Run::Lock(args.manifest.clone(), args.check), args.common),
+        None => {
+            let args = cli.sync;
+            (
+                Run::Sync(args.manifest.clone(), args.mode(), args.dry_run),
+                args.common,
+            )
+        }
+    };
+    match common.color {
+        ColorChoice::Always => anstream::ColorChoice::Always.write_global(),
+        ColorChoice::Never => anstream::ColorChoice::Never.write_global(),
+        ColorChoice::Auto => {}
+    }
+    let reporter = Terminal {
+        quiet: common.quiet,
+        verbose: common.verbose,
+    };
+    match run(command, &common, &reporter) {
+        Ok(()) => 0,
+        Err(error) => {
+            reporter.error(&error);
+            error.exit_code()
+        }
+    }
+}
+
+impl SyncArgs {
+    fn mode(&self) -> LockMode {
+        if self.frozen {
+            LockMode::Frozen
+        } else if self.locked {
+            LockMode::Locked
+        } else {
+            LockMode::Update
+        }
+    }
+}
+
+enum Run {
+    Sync(Option<Utf8PathBuf>, LockMode, bool),
+    Lock(Option<Utf8PathBuf>, bool),
+}
+
+fn run(command: Run, common: &CommonArgs, reporter: &Terminal) -> Result<(), Error> {
+    let env = |name: &str| std::env::var(name).ok();
+    let (manifest_path, mode) = match &command {
+        Run::Sync(path, mode, _) => (path.clone(), *mode),
+        Run::Lock(path, _) => (path.clone(), LockMode::Update),
+    };
+    let manifest_path = manifest_path.unwrap_or_else(|| Utf8PathBuf::from(MANIFEST_FILE));
+    let manifest = Manifest::load(&manifest_path)?;
+    let lock_path = lock_path_for(&manifest_path);
+    let settings = Settings {
+        manifest,
+        lock_path,
+        cache: match &common.cache_dir {
+            Some(dir) => Cache::new(dir.clone()),
+            None => Cache::from_env(&env),
+        },
+        hub: HubConfig::from_env(&env),
+        mode,
+        offline: common.offline || env("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v)),
+        jobs: usize::from(common.jobs),
+    };
+    match command {
+        Run::Lock(_, check) => {
+            let resolution = sync::lock(&settings, reporter, check)?;
+            if !check && !resolution.lock_changed {
+                reporter.status("Fresh", &format!("{} is up to date", settings.lock_path));
+            }
+            Ok(())
+        }
+        Run::Sync(_, _, true) => {
+            let (_, plans) = sync::plan(&settings, reporter)?;
+            print_plan(&plans, mode == LockMode::Frozen);
+            Ok(())
+        }
+        Run::Sync(..) => {
+            let report = sync::sync(&settings, reporter)?;
+            let total = report.downloaded_files + report.linked_files + report.fresh_files;
+            reporter.status(
+                "Finished",
+                &format!(
+                    "{} in {:.2}s ({} downloaded, {}; {} already cached)",
+                    files(total),
+                    report.elapsed.as_secs_f64(),
+                    report.downloaded_files,
+                    human_bytes(report.downloaded_bytes),
+                    report.fresh_files + report.linked_files
+                ),
+            );
+            for (name, path) in &report.snapshots {
+                reporter.detail("Snapshot", &format!("{name}: {path}"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `facehugger.lock` in the manifest's folder.
+fn lock_path_for(manifest: &Utf8Path) -> Utf8PathBuf {
+    match manifest.parent() {
+        Some(dir) if !dir.as_str().is_empty() => dir.join(LOCK_FILE),
+        _ => Utf8PathBuf::from(LOCK_FILE),
+    }
+}
+
+/// The dry-run plan, on stdout: per model the `hf download` command and each file.
+fn print_plan(plans: &[ModelPlan], frozen: bool) {
+    let mut out = anstream::stdout().lock();
+    let mut total_download = (0usize, 0u64);
+    let mut total_cached = 0usize;
+    for plan in plans {
+        let _ = writeln!(out, "{}", hf_download_command(plan, frozen));
+        for planned in &plan.files {
+            let (label, size) = match planned.action {
+                Action::Download => ("download", human_bytes(planned.file.size)),
+                Action::Link | Action::Fresh => ("cached", "-".to_owned()),
+            };
+            let _ = writeln!(out, "  {label:<9}{size:>10}  {}", planned.file.path);
+        }
+        let download = plan.files_needing(Action::Download).count();
+        total_download.0 += download;
+        total_download.1 += plan.download_bytes();
+        total_cached += plan.files.len() - download;
+    }
+    let _ = writeln!(
+        out,
+        "Total: {} to download ({}), {} already cached",
+        files(total_download.0),
+        human_bytes(total_download.1),
+        files(total_cached)
+    );
+}
+
+/// The `hf download` command line that selects the same files.
+fn hf_download_command(plan: &ModelPlan, frozen: bool) -> String {
+    let model = &plan.resolved.model;
+    let mut words = vec![
+        "hf".to_owned(),
+        "download".to_owned(),
+        shell_quote(&model.repo.id),
+    ];
+    if model.repo.repo_type != RepoType::Model {
+        words.extend([
+            "--repo-type".to_owned(),
+            model.repo.repo_type.as_str().to_owned(),
+        ]);
+    }
+    if frozen {
+        words.extend(["--revision".to_owned(), plan.resolved.commit.clone()]);
+    } else if model.reference != DEFAULT_REF {
+        words.extend(["--revision".to_owned(), shell_quote(&model.reference)]);
+    }
+    for (flag, patterns) in [("--include", &model.include), ("--exclude", &model.exclude)] {
+        for pattern in patterns.iter().flatten() {
+            words.extend([flag.to_owned(), shell_quote(pattern)]);
+        }
+    }
+    words.join(" ")
+}
+
+/// Quotes a word for a POSIX shell, leaving plain words bare.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r#"'"'"'"#))
+    }
+}
+
+/// Cargo-style status lines on stderr: the verb right-aligned in 12 columns, bold green on a
+/// terminal (anstream strips the colour elsewhere and honours NO_COLOR).
+struct Terminal {
+    quiet: bool,
+    verbose: bool,
+}
+
+const STATUS: Style = AnsiColor::Green.on_default().effects(Effects::BOLD);
+const ERROR: Style = AnsiColor::Red.on_default().effects(Effects::BOLD);
+const WARNING: Style = AnsiColor::Yellow.on_default().effects(Effects::BOLD);
+
+impl Terminal {
+    fn detail(&self, verb: &str, message: &str) {
+        if self.verbose {
+            self.status(verb, message);
+        }
+    }
+
+    fn error(&self, error: &Error) {
+        let _ = writeln!(anstream::stderr(), "{ERROR}error{ERROR:#}: {error}");
+    }
+}
+
+impl Reporter for Terminal {
+    fn status(&self, verb: &str, message: &str) {
+        if !self.quiet {
+            let _ = writeln!(anstream::stderr(), "{STATUS}{verb:>12}{STATUS:#} {message}");
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        if !self.quiet {
+            let _ = writeln!(anstream::stderr(), "{WARNING}warning{WARNING:#}: {message}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn words_are_quoted_for_the_shell() {
+        assert_eq!(shell_quote("acme/tiny"), "acme/tiny");
+        assert_eq!(shell_quote("*.json"), "'*.json'");
+        assert_eq!(shell_quote("it's"), r#"'it'"'"'s'"#);
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn the_lock_sits_beside_the_manifest() {
+        assert_eq!(
+            lock_path_for(Utf8Path::new("facehugger.yaml")),
+            "facehugger.lock"
+        );
+        assert_eq!(
+            lock_path_for(Utf8Path::new("a/b/m.yaml")),
+            "a/b/facehugger.lock"
+        );
+    }
+}

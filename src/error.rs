@@ -1,0 +1,136 @@
+//! The library's error type. Every message names what it concerns (file and line, repo and ref,
+//! path on disk) and, where a user can act, says how.
+
+use std::io;
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// Everything that can go wrong in facehugger.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The manifest does not parse or validate; the message starts with `file:line:column`.
+    #[error("{message}")]
+    Manifest {
+        /// The full message.
+        message: String,
+    },
+    /// The lock file does not parse or validate; the message names the file and the entry.
+    #[error("{message}")]
+    Lock {
+        /// The full message.
+        message: String,
+    },
+    /// `--locked` or `lock --check` found that the lock file would change.
+    #[error("the lock file `{path}` {problem}; run `facehugger lock` to update it")]
+    LockOutOfDate {
+        /// The lock file.
+        path: Utf8PathBuf,
+        /// `is missing` or `needs to be updated`.
+        problem: &'static str,
+    },
+    /// A file-system operation failed.
+    #[error("failed to {action} `{path}`: {source}{}", io_hint(source))]
+    Io {
+        /// What we tried to do, e.g. `create the blob`.
+        action: &'static str,
+        /// The path concerned.
+        path: Utf8PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The Hub (or the network on the way) refused or failed a request.
+    #[error("{0}")]
+    Hub(#[from] crate::hub::HubError),
+    /// A downloaded file does not match the hash the Hub announced; it was not installed.
+    #[error(
+        "`{path}` is corrupt: expected {algorithm} {expected}, got {actual} ({size} bytes); it was not installed"
+    )]
+    HashMismatch {
+        /// The file's path in the repo.
+        path: String,
+        /// `sha256` or `git-sha1`.
+        algorithm: &'static str,
+        /// What the Hub announced.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+        /// How many bytes arrived.
+        size: u64,
+    },
+    /// Offline, the cache cannot satisfy the manifest.
+    #[error("offline and the cache is missing {}:\n{}", plural(missing.len(), "file"), missing.join("\n"))]
+    OfflineMissing {
+        /// One line per missing item: `repo@ref: path` or a whole model.
+        missing: Vec<String>,
+    },
+    /// Some files of some models failed; the others were installed.
+    #[error("{} failed:\n{}", plural(failures.len(), "download"), failures.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Several {
+        /// Each failure, already in context.
+        failures: Vec<Error>,
+    },
+    /// An error about one model: the message is prefixed with `repo@ref`.
+    #[error("{model}: {source}")]
+    Model {
+        /// `repo@ref`, as the manifest says it.
+        model: String,
+        /// The cause.
+        source: Box<Error>,
+    },
+    /// Anything else a user can act on, in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the action and path it concerns.
+    pub fn io(action: &'static str, path: &Utf8Path, source: io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Puts an error in the context of one model.
+    pub fn for_model(self, model: impl Into<String>) -> Error {
+        Error::Model {
+            model: model.into(),
+            source: Box::new(self),
+        }
+    }
+
+    /// The process exit code for this error: 2 for invalid input, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Manifest { .. } | Error::Lock { .. } => 2,
+            Error::Model { source, .. } => source.exit_code(),
+            _ => 1,
+        }
+    }
+}
+
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+fn io_hint(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            " (the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere)"
+        }
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            " (permission denied: check who owns the cache, or point --cache-dir / HF_HUB_CACHE elsewhere)"
+        }
+        _ => "",
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,784 @@
+//! The Hub's HTTP API, as huggingface_hub 2.4.0 uses it (see hf-protocol.md):
+//! - `GET {E}/api/{type}s/{id}/revision/{rev}`: a ref to its commit (`sha`);
+//! - `GET {E}/api/{type}s/{id}/tree/{commit}?recursive=true&expand=false`: the commit's files,
+//!   paginated with `Link: <url>; rel="next"`; each file carries its etag (`lfs.oid` or `oid`),
+//!   so no HEAD per file is needed;
+//! - `GET {E}/{prefix}{id}/resolve/{commit}/{path}`: the content, often through a redirect to a
+//!   CDN on another origin.
+//!
+//! Redirects are followed by hand so that the token only ever goes to the endpoint's own origin,
+//! never to a CDN. Failures that may pass (429, 5xx, connection errors) are retried with backoff.
+
+use std::fmt;
+use std::io::Read;
+use std::thread;
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use ureq::http::{Response, Uri};
+use ureq::{Agent, Body};
+
+use crate::repo::{Repo, RepoFile, is_commit_sha, is_lower_hex, validate_repo_path};
+
+/// Python's `quote(s, safe="")`: everything but letters, digits and `_.-~` is escaped.
+const QUOTE_ALL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~');
+/// Python's `quote(path)`: as above, but `/` stays.
+const QUOTE_PATH: &AsciiSet = &QUOTE_ALL.remove(b'/');
+
+/// Redirect hops followed before giving up, as the reference client.
+const MAX_REDIRECTS: usize = 20;
+/// Largest JSON body accepted from the API (a page of 1000 tree entries is ~250 KB).
+const MAX_JSON_BYTES: u64 = 64 * 1024 * 1024;
+/// Retries after the first attempt, for statuses and errors that may pass.
+const MAX_RETRIES: u32 = 5;
+
+/// How to reach the Hub: endpoint, token and timing. Built from the environment by
+/// [`HubConfig::from_env`], as the reference client reads it.
+#[derive(Clone)]
+pub struct HubConfig {
+    /// `HF_ENDPOINT` without its trailing `/`; default `https://huggingface.co`.
+    pub endpoint: String,
+    /// The token sent to the endpoint's origin, if any.
+    pub token: Option<String>,
+    /// The first retry waits this long, doubling up to 8 times it (default 1 s).
+    pub backoff: Duration,
+    /// Longest silence while reading a response (`HF_HUB_DOWNLOAD_TIMEOUT`, default 10 s).
+    pub read_timeout: Duration,
+}
+
+impl fmt::Debug for HubConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the token.
+        f.debug_struct("HubConfig")
+            .field("endpoint", &self.endpoint)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("backoff", &self.backoff)
+            .field("read_timeout", &self.read_timeout)
+            .finish()
+    }
+}
+
+impl HubConfig {
+    /// Reads `HF_ENDPOINT`, the token (`HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, the file at
+    /// `HF_TOKEN_PATH` or `$HF_HOME/token`; none with `HF_HUB_DISABLE_IMPLICIT_TOKEN`) and
+    /// `HF_HUB_DOWNLOAD_TIMEOUT`.
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> HubConfig {
+        let endpoint = env("HF_ENDPOINT")
+            .filter(|value| !value.is_empty())
+            .unwrap_or_else(|| "https://huggingface.co".to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        let read_timeout = env("HF_HUB_DOWNLOAD_TIMEOUT")
+            .and_then(|value| value.trim().parse::<u64>().ok())
+            .unwrap_or(10);
+        let backoff = env("FACEHUGGER_BACKOFF_MS")
+            .and_then(|value| value.parse::<u64>().ok())
+            .map_or(Duration::from_secs(1), Duration::from_millis);
+        HubConfig {
+            endpoint,
+            token: token_from_env(env),
+            backoff,
+            read_timeout: Duration::from_secs(read_timeout.max(1)),
+        }
+    }
+}
+
+fn token_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    if env("HF_HUB_DISABLE_IMPLICIT_TOKEN").is_some_and(|value| is_truthy(&value)) {
+        return None;
+    }
+    let set = |name: &str| env(name).filter(|value| !value.is_empty());
+    if let Some(token) = set("HF_TOKEN").or_else(|| set("HUGGING_FACE_HUB_TOKEN")) {
+        return Some(token);
+    }
+    let path = set("HF_TOKEN_PATH")
+        .map(|path| crate::cache::expand(&path, env))
+        .unwrap_or_else(|| format!("{}/token", crate::cache::hf_home(env)));
+    let token = std::fs::read_to_string(path).ok()?;
+    let token = token.trim();
+    (!token.is_empty()).then(|| token.to_owned())
+}
+
+/// `1`, `ON`, `YES` or `TRUE`, in any case: the reference client's booleans.
+pub fn is_truthy(value: &str) -> bool {
+    matches!(
+        value.to_ascii_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    )
+}
+
+/// A failed request, in terms a user can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HubError {
+    /// The repo does not exist, or is private and the token cannot see it.
+    #[error("repository `{repo}` not found at {endpoint}{}", if *authenticated {
+        ": check the name, and that your token can read it if it is private"
+    } else {
+        ": check the name; if it is private, set HF_TOKEN (or HF_TOKEN_PATH) to a token that can read it"
+    })]
+    RepoNotFound {
+        /// The repo as the user wrote it.
+        repo: String,
+        /// The endpoint asked.
+        endpoint: String,
+        /// Whether a token was sent.
+        authenticated: bool,
+    },
+    /// The repo is gated and the token (if any) has no access.
+    #[error("repository `{repo}` is gated: accept its conditions on the Hub, then set HF_TOKEN to a token of that account{}", if *authenticated { " (the current token has no access)" } else { "" })]
+    Gated {
+        /// The repo.
+        repo: String,
+        /// Whether a token was sent.
+        authenticated: bool,
+    },
+    /// The ref does not exist in the repo.
+    #[error("revision `{revision}` not found in `{repo}`: check the `ref` in the manifest")]
+    RevisionNotFound {
+        /// The repo.
+        repo: String,
+        /// The ref asked for.
+        revision: String,
+    },
+    /// The file is not in the commit.
+    #[error("`{path}` not found in `{repo}` at {revision}")]
+    EntryNotFound {
+        /// The repo.
+        repo: String,
+        /// The commit.
+        revision: String,
+        /// The file.
+        path: String,
+    },
+    /// Any other HTTP error status.
+    #[error("{what} failed: HTTP {status} from {url}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+    Status {
+        /// What was being done (`listing the files of acme/tiny`).
+        what: String,
+        /// The status code.
+        status: u16,
+        /// The URL, without query string.
+        url: String,
+        /// The Hub's `X-Error-Message` or body `error`, if any.
+        message: String,
+    },
+    /// The server could not be reached or the connection failed.
+    #[error(
+        "{what} failed: cannot reach {origin}: {message} (check the network and HF_ENDPOINT, or use --offline to work from the cache)"
+    )]
+    Network {
+        /// What was being done.
+        what: String,
+        /// `scheme://host:port` of the server.
+        origin: String,
+        /// The cause.
+        message: String,
+    },
+    /// The server answered something that is not what the Hub answers.
+    #[error("{what}: unexpected answer from {url}: {message}")]
+    InvalidResponse {
+        /// What was being done.
+        what: String,
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl HubError {
+    /// True for failures worth retrying: rate limits, server errors, network trouble.
+    fn is_transient(&self) -> bool {
+        match self {
+            HubError::Status { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),
+            HubError::Network { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// A client for one Hub endpoint. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct Hub {
+    config: HubConfig,
+    agent: Agent,
+    origin: String,
+}
+
+/// A response to a content request.
+pub struct Download {
+    /// The body, positioned at the requested offset.
+    pub body: Body,
+    /// The offset the body starts at: the requested one for a 206, 0 for a 200.
+    pub offset: u64,
+}
+
+impl Hub {
+    /// A client for the configured endpoint.
+    pub fn new(config: HubConfig) -> Hub {
+        let agent: Agent = Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_per_read(Some(config.read_timeout))
+            .user_agent(concat!("facehugger/", env!("CARGO_PKG_VERSION")))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
+            .max_idle_connections_per_host(16)
+            .build()
+            .into();
+        let origin = origin_of(&config.endpoint);
+        Hub {
+            config,
+            agent,
+            origin,
+        }
+    }
+
+    /// The endpoint, for messages.
+    pub fn endpoint(&self) -> &str {
+        &self.config.endpoint
+    }
+
+    /// Resolves a ref (branch, tag, `refs/pr/N`) to its commit: one request.
+    pub fn resolve_revision(&self, repo: &Repo, reference: &str) -> Result<String, HubError> {
+        let url = format!(
+            "{}/api/{}/{}/revision/{}",
+            self.config.endpoint,
+            repo.repo_type.plural(),
+            repo.id,
+            utf8_percent_encode(reference, QUOTE_ALL)
+        );
+        let what = format!("resolving `{reference}` of `{}`", repo.id);
+        #[derive(Deserialize)]
+        struct RevisionInfo {
+            sha: String,
+        }
+        let response = self.get_ok(&url, None, &what, repo, Some(reference))?;
+        let info: RevisionInfo = read_json(response, &url, &what)?;
+        if !is_commit_sha(&info.sha) {
+            return Err(HubError::InvalidResponse {
+                what,
+                url,
+                message: format!("`sha` is not a 40-hex commit: {:?}", info.sha),
+            });
+        }
+        Ok(info.sha)
+    }
+
+    /// Lists every file of a commit, following the pagination.
+    pub fn list_files(&self, repo: &Repo, commit: &str) -> Result<Vec<RepoFile>, HubError> {
+        let what = format!("listing the files of `{}` at {commit}", repo.id);
+        let mut url = format!(
+            "{}/api/{}/{}/tree/{}?recursive=true&expand=false",
+            self.config.endpoint,
+            repo.repo_type.plural(),
+            repo.id,
+            utf8_percent_encode(commit, QUOTE_ALL)
+        );
+        let mut files = Vec::new();
+        loop {
+            let response = self.get_ok(&url, None, &what, repo, Some(commit))?;
+            let next = next_page(&response);
+            let entries: Vec<TreeEntry> = read_json(response, &url, &what)?;
+            for entry in entries {
+                if let Some(file) =
+                    entry
+                        .into_file()
+                        .map_err(|message| HubError::InvalidResponse {
+                            what: what.clone(),
+                            url: strip_query(&url).to_owned(),
+                            message,
+                        })?
+                {
+                    files.push(file);
+                }
+            }
+            match next {
+                // The next page must stay on the endpoint: it is sent the token.
+                Some(next) if origin_of(&next) == self.origin => url = next,
+                Some(next) => {
+                    return Err(HubError::InvalidResponse {
+                        what,
+                        url: strip_query(&url).to_owned(),
+                        message: format!(
+                            "the next page is on another origin: {}",
+                            origin_of(&next)
+                        ),
+                    });
+                }
+                None => return Ok(files),
+            }
+        }
+    }
+
+    /// Starts downloading a file's content from `offset` on. Retries what may pass; follows the
+    /// redirect to the CDN without the token.
+    pub fn download(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        path: &str,
+        offset: u64,
+    ) -> Result<Download, HubError> {
+        let url = format!(
+            "{}/{}{}/resolve/{}/{}",
+            self.config.endpoint,
+            repo.repo_type.url_prefix(),
+            repo.id,
+            commit,
+            utf8_percent_encode(path, QUOTE_PATH)
+        );
+        let what = format!("downloading `{path}` of `{}`", repo.id);
+        let range = (offset > 0).then_some(offset);
+        let response = self.get_ok(&url, range, &what, repo, Some(commit))?;
+        let offset = if response.status().as_u16() == 206 {
+            content_range_start(&response)
+                .filter(|start| *start == offset)
+                .ok_or_else(|| HubError::InvalidResponse {
+                    what: what.clone(),
+                    url: strip_query(&url).to_owned(),
+                    message: format!("a 206 answer that does not start at byte {offset}"),
+                })?
+        } else {
+            0
+        };
+        Ok(Download {
+            body: response.into_body(),
+            offset,
+        })
+    }
+
+    /// GET with retries and hand-followed redirects; any answer but 2xx becomes an error.
+    fn get_ok(
+        &self,
+        url: &str,
+        range: Option<u64>,
+        what: &str,
+        repo: &Repo,
+        revision: Option<&str>,
+    ) -> Result<Response<Body>, HubError> {
+        let mut attempt = 0;
+        loop {
+            let result = self.get_following(url, range, what).and_then(|response| {
+                if response.status().is_success() {
+                    Ok(response)
+                } else {
+                    Err(self.status_error(response, url, what, repo, revision))
+                }
+            });
+            match result {
+                Err(error) if error.is_transient() && attempt < MAX_RETRIES => {
+                    thread::sleep(self.backoff_delay(attempt, &error));
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The wait before retry number `attempt` (from 0): the configured backoff, doubling, at
+    /// most 8 times it.
+    pub fn retry_delay(&self, attempt: u32) -> Duration {
+        (self.config.backoff * 2u32.pow(attempt.min(3))).min(self.config.backoff * 8)
+    }
+
+    fn backoff_delay(&self, attempt: u32, error: &HubError) -> Duration {
+        if let HubError::Status {
+            status: 429,
+            message,
+            ..
+        } = error
+            && let Some(seconds) = message
+                .strip_prefix("retry-after:")
+                .and_then(|s| s.parse::<u64>().ok())
+        {
+            return Duration::from_secs(seconds.min(60)) + self.config.backoff;
+        }
+        self.retry_delay(attempt)
+    }
+
+    /// One GET, following redirects by hand: the token goes only to the endpoint's origin.
+    fn get_following(
+        &self,
+        url: &str,
+        range: Option<u64>,
+        what: &str,
+    ) -> Result<Response<Body>, HubError> {
+        let mut current = url.to_owned();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut request = self.agent.get(&current);
+            if let Some(token) = &self.config.token
+                && origin_of(&current) == self.origin
+            {
+                request = request.header("authorization", format!("Bearer {token}"));
+            }
+            if let Some(start) = range {
+                request = request.header("range", format!("bytes={start}-"));
+            }
+            let response = request.call().map_err(|error| HubError::Network {
+                what: what.to_owned(),
+                origin: origin_of(&current),
+                message: describe_transport_error(&error),
+            })?;
+            if !response.status().is_redirection() {
+                return Ok(response);
+            }
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned);
+            // Read the (small) redirect body so the connection can go back to the pool.
+            let mut body = response.into_body().into_reader().take(64 * 1024);
+            let _ = std::io::copy(&mut body, &mut std::io::sink());
+            let location = location.ok_or_else(|| HubError::InvalidResponse {
+                what: what.to_owned(),
+                url: strip_query(&current).to_owned(),
+                message: format!("a {status} redirect without a Location"),
+            })?;
+            current = join_url(&current, &location).ok_or_else(|| HubError::InvalidResponse {
+                what: what.to_owned(),
+                url: strip_query(&current).to_owned(),
+                message: format!("a redirect to an unsupported location {location:?}"),
+            })?;
+        }
+        Err(HubError::InvalidResponse {
+            what: what.to_owned(),
+            url: strip_query(url).to_owned(),
+            message: format!("more than {MAX_REDIRECTS} redirects"),
+        })
+    }
+
+    /// Maps an error answer to what it means, by the Hub's `X-Error-Code` (hf-protocol.md §2).
+    fn status_error(
+        &self,
+        response: Response<Body>,
+        url: &str,
+        what: &str,
+        repo: &Repo,
+        revision: Option<&str>,
+    ) -> HubError {
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let code = header("x-error-code").unwrap_or_default();
+        let authenticated = self.config.token.is_some();
+        let repo_name = repo.to_string();
+        match code.as_str() {
+            "RepoNotFound" => {
+                return HubError::RepoNotFound {
+                    repo: repo_name,
+                    endpoint: self.config.endpoint.clone(),
+                    authenticated,
+                };
+            }
+            "GatedRepo" => {
+                return HubError::Gated {
+                    repo: repo_name,
+                    authenticated,
+                };
+            }
+            "RevisionNotFound" => {
+                return HubError::RevisionNotFound {
+                    repo: repo_name,
+                    revision: revision.unwrap_or_default().to_owned(),
+                };
+            }
+            "EntryNotFound" => {
+                return HubError::EntryNotFound {
+                    repo: repo_name,
+                    revision: revision.unwrap_or_default().to_owned(),
+                    path: url.rsplit("/resolve/").next().unwrap_or(url).to_owned(),
+                };
+            }
+            _ => {}
+        }
+        let message = if status == 429 {
+            // Carried to the backoff; the reference client waits Retry-After + 1 s.
+            header("retry-after")
+                .map(|seconds| format!("retry-after:{}", seconds.trim()))
+                .unwrap_or_default()
+        } else {
+            header("x-error-message").unwrap_or_else(|| error_from_body(response))
+        };
+        HubError::Status {
+            what: what.to_owned(),
+            status,
+            url: strip_query(url).to_owned(),
+            message,
+        }
+    }
+}
+
+/// The body's `{"error": "..."}`, if it has one (bounded: the body is only read for a message).
+fn error_from_body(response: Response<Body>) -> String {
+    let mut text = String::new();
+    let _ = response
+        .into_body()
+        .into_reader()
+        .take(64 * 1024)
+        .read_to_string(&mut text);
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|value| {
+            value
+                .get("error")?
+                .as_str()
+                .map(|s| s.chars().take(500).collect())
+        })
+        .unwrap_or_default()
+}
+
+fn describe_transport_error(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::HostNotFound => "host not found".to_owned(),
+        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
+        ureq::Error::Timeout(kind) => format!("timed out ({kind})"),
+        ureq::Error::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(
+    response: Response<Body>,
+    url: &str,
+    what: &str,
+) -> Result<T, HubError> {
+    let text = response
+        .into_body()
+        .with_config()
+        .limit(MAX_JSON_BYTES)
+        .read_to_string()
+        .map_err(|error| HubError::InvalidResponse {
+            what: what.to_owned(),
+            url: strip_query(url).to_owned(),
+            message: error.to_string(),
+        })?;
+    serde_json::from_str(&text).map_err(|error| HubError::InvalidResponse {
+        what: what.to_owned(),
+        url: strip_query(url).to_owned(),
+        message: format!("invalid JSON: {error}"),
+    })
+}
+
+/// One entry of a tree page.
+#[derive(Deserialize)]
+struct TreeEntry {
+    #[serde(rename = "type")]
+    kind: String,
+    path: String,
+    #[serde(default)]
+    size: u64,
+    #[serde(default)]
+    oid: String,
+    lfs: Option<LfsInfo>,
+}
+
+#[derive(Deserialize)]
+struct LfsInfo {
+    oid: String,
+    size: u64,
+}
+
+impl TreeEntry {
+    /// The file this entry describes; `None` for folders. Refuses paths that would leave the
+    /// snapshot folder and etags that are not plain hex, since both become cache paths.
+    fn into_file(self) -> Result<Option<RepoFile>, String> {
+        if self.kind != "file" {
+            return Ok(None);
+        }
+        validate_repo_path(&self.path).map_err(|why| format!("refusing a {why}"))?;
+        if !is_lower_hex(&self.oid, 40) {
+            return Err(format!("`{}` has an invalid oid {:?}", self.path, self.oid));
+        }
+        let (size, lfs_sha256) = match self.lfs {
+            Some(lfs) => {
+                if !is_lower_hex(&lfs.oid, 64) {
+                    return Err(format!(
+                        "`{}` has an invalid LFS oid {:?}",
+                        self.path, lfs.oid
+                    ));
+                }
+                (lfs.size, Some(lfs.oid))
+            }
+            None => (self.size, None),
+        };
+        Ok(Some(RepoFile {
+            path: self.path,
+            size,
+            blob_id: self.oid,
+            lfs_sha256,
+        }))
+    }
+}
+
+/// The URL of `Link: <url>; rel="next"`, if any.
+fn next_page(response: &Response<Body>) -> Option<String> {
+    let link = response.headers().get("link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|param| matches!(param.trim(), "rel=\"next\"" | "rel=next"));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        is_next.then(|| target.to_owned())
+    })
+}
+
+fn content_range_start(response: &Response<Body>) -> Option<u64> {
+    let value = response.headers().get("content-range")?.to_str().ok()?;
+    let range = value.strip_prefix("bytes ")?;
+    range.split('-').next()?.trim().parse().ok()
+}
+
+fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
+/// `scheme://host:port`, lowercase, with the default port made explicit: what "same origin" means.
+pub fn origin_of(url: &str) -> String {
+    match url.parse::<Uri>() {
+        Ok(uri) => {
+            let scheme = uri.scheme_str().unwrap_or("").to_ascii_lowercase();
+            let host = uri.host().unwrap_or("").to_ascii_lowercase();
+            let port = uri
+                .port_u16()
+                .unwrap_or(if scheme == "https" { 443 } else { 80 });
+            format!("{scheme}://{host}:{port}")
+        }
+        Err(_) => String::from("invalid-url"),
+    }
+}
+
+/// Resolves a `Location` against the URL that answered it (absolute, `//host/...`, `/path` or
+/// relative). Only http and https targets are accepted.
+fn join_url(base: &str, location: &str) -> Option<String> {
+    let base_uri: Uri = base.parse().ok()?;
+    let scheme = base_uri.scheme_str()?;
+    let authority = base_uri.authority()?.as_str();
+    let joined = if location.contains("://") {
+        location.to_owned()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        format!("{scheme}://{rest}")
+    } else if location.starts_with('/') {
+        format!("{scheme}://{authority}{location}")
+    } else {
+        let path = base_uri.path();
+        let folder = &path[..path.rfind('/').map_or(0, |slash| slash + 1)];
+        format!("{scheme}://{authority}{folder}{location}")
+    };
+    let uri: Uri = joined.parse().ok()?;
+    matches!(uri.scheme_str(), Some("http" | "https")).then_some(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_targets_resolve_like_urljoin() {
+        let base = "http://hub:1/old-org/tiny/resolve/main/sub/top.txt";
+        assert_eq!(
+            join_url(base, "/acme/tiny/x").as_deref(),
+            Some("http://hub:1/acme/tiny/x")
+        );
+        assert_eq!(
+            join_url(base, "other.txt").as_deref(),
+            Some("http://hub:1/old-org/tiny/resolve/main/sub/other.txt")
+        );
+        assert_eq!(
+            join_url(base, "https://cdn:2/b?x=1").as_deref(),
+            Some("https://cdn:2/b?x=1")
+        );
+        assert_eq!(
+            join_url(base, "//cdn:3/b").as_deref(),
+            Some("http://cdn:3/b")
+        );
+        assert_eq!(join_url(base, "file:///etc/passwd"), None);
+        assert_eq!(join_url(base, "ftp://x/y"), None);
+    }
+
+    #[test]
+    fn origins_compare_scheme_host_and_port() {
+        assert_eq!(
+            origin_of("https://HuggingFace.co/api"),
+            "https://huggingface.co:443"
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080/x"),
+            "http://127.0.0.1:8080"
+        );
+        assert_ne!(
+            origin_of("http://127.0.0.1:1/"),
+            origin_of("http://127.0.0.1:2/")
+        );
+    }
+
+    #[test]
+    fn the_token_comes_from_the_reference_clients_sources() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            token_from_env(&env(&[("HF_TOKEN", "a"), ("HUGGING_FACE_HUB_TOKEN", "b")])).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            token_from_env(&env(&[("HF_TOKEN", ""), ("HUGGING_FACE_HUB_TOKEN", "b")])).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            token_from_env(&env(&[
+                ("HF_TOKEN", "a"),
+                ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
+            ])),
+            None
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tok");
+        std::fs::write(&file, "  file-token\n").unwrap();
+        let path: &'static str = Box::leak(file.to_str().unwrap().to_owned().into_boxed_str());
+        let pairs: &'static [(&'static str, &'static str)] =
+            Box::leak(Box::new([("HF_TOKEN_PATH", path)]));
+        assert_eq!(token_from_env(&env(pairs)).as_deref(), Some("file-token"));
+        let config = HubConfig::from_env(&env(&[
+            ("HF_TOKEN", "secret"),
+            ("HF_ENDPOINT", "http://x:1/"),
+        ]));
+        assert_eq!(config.endpoint, "http://x:1");
+        assert!(!format!("{config:?}").contains("secret"));
+    }
+
+    #[test]
+    fn link_headers_give_the_next_page() {
+        let response = Response::builder()
+            .header("link", "<http://h/api?cursor=2>; rel=\"next\"")
+            .body(Body::builder().data(""))
+            .unwrap();
+        assert_eq!(
+            next_page(&response).as_deref(),
+            Some("http://h/api?cursor=2")
+        );
+    }
+}

@@ -1,0 +1,205 @@
+//! The manifest: `facehugger.yaml`, the list of repos a project needs.
+//!
+//! ```yaml
+//! models:
+//!   - repo: owner/model-repo        # required
+//!     ref: main                     # branch, tag, refs/pr/N or commit sha; default main
+//!     include: "*.gguf"             # one pattern or a list
+//!     exclude: ["*.ckpt", "old/"]
+//!     repo_type: model              # model (default), dataset or space
+//! ```
+//! Every mistake is reported with the file, line and column, and what was expected.
+
+use std::fmt;
+
+use camino::{Utf8Path, Utf8PathBuf};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use crate::error::Error;
+use crate::repo::{Repo, RepoType, validate_ref, validate_repo_id};
+
+/// The manifest file name looked for in the current directory.
+pub const MANIFEST_FILE: &str = "facehugger.yaml";
+
+/// The ref used when a model does not name one.
+pub const DEFAULT_REF: &str = "main";
+
+/// A validated manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest {
+    /// Where it was read from; the lock file sits beside it.
+    pub path: Utf8PathBuf,
+    /// The declared models, in file order.
+    pub models: Vec<Model>,
+}
+
+/// One entry of `models:`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Model {
+    /// The repo and its type.
+    pub repo: Repo,
+    /// The declared ref (default `main`).
+    pub reference: String,
+    /// Include patterns: `None` selects every file, an empty list none.
+    pub include: Option<Vec<String>>,
+    /// Exclude patterns: `None` excludes nothing.
+    pub exclude: Option<Vec<String>>,
+    /// Where the entry starts in the manifest (`file:line:column`), for error messages.
+    pub origin: String,
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn load(path: &Utf8Path) -> Result<Manifest, Error> {
+        let text = std::fs::read(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => Error::Manifest {
+                message: format!(
+                    "{path}: no such manifest; create it (see `facehugger --help`) or pass the path of one"
+                ),
+            },
+            _ => Error::io("read the manifest", path, source),
+        })?;
+        let text = String::from_utf8(text).map_err(|err| Error::Manifest {
+            message: format!(
+                "{path}: not UTF-8 text (invalid byte at offset {})",
+                err.utf8_error().valid_up_to()
+            ),
+        })?;
+        Manifest::parse(path, &text)
+    }
+
+    /// Parses manifest text; `path` is only used in messages and to place the lock file.
+    pub fn parse(path: &Utf8Path, text: &str) -> Result<Manifest, Error> {
+        let at = |line: u64, column: u64| format!("{path}:{line}:{column}");
+        if text.trim().is_empty() {
+            return Err(Error::Manifest {
+                message: format!("{path}: the manifest is empty: expected a `models:` list"),
+            });
+        }
+        let raw: RawManifest = serde_saphyr::from_str(text).map_err(|err| {
+            let inner = err.without_snippet();
+            let place = match inner.location() {
+                Some(location) => at(location.line(), location.column()),
+                None => path.to_string(),
+            };
+            Error::Manifest {
+                message: format!("{place}: {}", first_line(&inner.to_string())),
+            }
+        })?;
+        let mut models = Vec::with_capacity(raw.models.len());
+        for entry in raw.models {
+            let origin = at(entry.referenced.line(), entry.referenced.column());
+            models.push(entry.value.validate(path, origin)?);
+        }
+        Ok(Manifest {
+            path: path.to_owned(),
+            models,
+        })
+    }
+}
+
+/// serde-saphyr's message may carry a rendered snippet after the first line; we print our own
+/// `file:line:column` prefix instead.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message);
+    let line = line.strip_prefix("error: ").unwrap_or(line);
+    let line = line.rfind(" at line ").map_or(line, |at| &line[..at]);
+    line.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    models: Vec<Spanned<RawModel>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    repo: Spanned<String>,
+    #[serde(rename = "ref")]
+    reference: Option<Spanned<String>>,
+    include: Option<Patterns>,
+    exclude: Option<Patterns>,
+    repo_type: Option<Spanned<String>>,
+}
+
+impl RawModel {
+    fn validate(self, path: &Utf8Path, origin: String) -> Result<Model, Error> {
+        let invalid = |line: u64, column: u64, what: String| Error::Manifest {
+            message: format!("{path}:{line}:{column}: {what}"),
+        };
+        let repo_type = match &self.repo_type {
+            None => RepoType::Model,
+            Some(spanned) => RepoType::parse(&spanned.value).ok_or_else(|| {
+                invalid(
+                    spanned.referenced.line(),
+                    spanned.referenced.column(),
+                    format!(
+                        "unknown repo_type `{}`: expected `model`, `dataset` or `space`",
+                        spanned.value
+                    ),
+                )
+            })?,
+        };
+        let repo = &self.repo;
+        validate_repo_id(&repo.value).map_err(|why| {
+            invalid(
+                repo.referenced.line(),
+                repo.referenced.column(),
+                format!("invalid repo: {why}"),
+            )
+        })?;
+        let reference = match self.reference {
+            None => DEFAULT_REF.to_owned(),
+            Some(spanned) => {
+                validate_ref(&spanned.value).map_err(|why| {
+                    invalid(
+                        spanned.referenced.line(),
+                        spanned.referenced.column(),
+                        format!("invalid ref: {why}"),
+                    )
+                })?;
+                spanned.value
+            }
+        };
+        Ok(Model {
+            repo: Repo {
+                repo_type,
+                id: self.repo.value,
+            },
+            reference,
+            include: self.include.map(|patterns| patterns.0),
+            exclude: self.exclude.map(|patterns| patterns.0),
+            origin,
+        })
+    }
+}
+
+/// `include`/`exclude`: one pattern or a list of patterns, as `hf download` takes them.
+struct Patterns(Vec<String>);
+
+impl<'de> Deserialize<'de> for Patterns {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Patterns, D::Error> {
+        struct PatternsVisitor;
+        impl<'de> Visitor<'de> for PatternsVisitor {
+            type Value = Patterns;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a pattern string or a list of pattern strings")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Patterns, E> {
+                Ok(Patterns(vec![value.to_owned()]))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Patterns, A::Error> {
+                let mut patterns = Vec::new();
+                while let Some(pattern) = seq.next_element::<String>()? {
+                    patterns.push(pattern);
+                }
+                Ok(Patterns(patterns))
+            }
+        }
+        deserializer.deserialize_any(PatternsVisitor)
+    }
+}

@@ -1,0 +1,522 @@
+//! `lock` and `sync`: resolve each model's ref to a commit, keep the lock file, and make the
+//! cache hold every selected file of that commit.
+//!
+//! The work is split in a pure planner ([`plan`]) and an executor ([`execute`]). Network use is
+//! minimal: one revision request per repo and ref (in parallel), one paginated tree listing per
+//! commit not already listed in the cache's `trees/`, one GET per missing blob (in parallel).
+
+pub mod execute;
+pub mod plan;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use camino::Utf8PathBuf;
+
+use crate::cache::{Cache, write_if_changed};
+use crate::error::Error;
+use crate::hub::{Hub, HubConfig};
+use crate::lock::{Lock, LockEntry};
+use crate::manifest::Manifest;
+use crate::repo::{Repo, RepoFile, is_commit_sha};
+use execute::{Job, install, run_parallel};
+use plan::{Action, CacheView, ModelPlan, Resolved, model_name, plan_model};
+
+/// How the lock file is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LockMode {
+    /// Resolve every ref and rewrite the lock if it changed.
+    #[default]
+    Update,
+    /// Resolve every ref, and fail if the lock is missing or would change (`--locked`).
+    Locked,
+    /// Trust the lock: no resolution, no lock write (`--frozen`).
+    Frozen,
+}
+
+/// Everything `lock` and `sync` need, resolved from flags, manifest and environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// The lock file (beside the manifest).
+    pub lock_path: Utf8PathBuf,
+    /// The HF cache.
+    pub cache: Cache,
+    /// How to reach the Hub.
+    pub hub: HubConfig,
+    /// How the lock file is used.
+    pub mode: LockMode,
+    /// Use no network at all (`--offline`, `HF_HUB_OFFLINE=1`).
+    pub offline: bool,
+    /// Parallel requests (`-j`).
+    pub jobs: usize,
+}
+
+/// Where progress goes: the CLI prints status lines, a build script stays quiet.
+pub trait Reporter: Sync {
+    /// A cargo-style status line: `verb` is `Resolving`, `Downloading`, `Fresh`, ...
+    fn status(&self, verb: &str, message: &str);
+    /// A warning.
+    fn warn(&self, message: &str);
+}
+
+/// A reporter that says nothing.
+pub struct Quiet;
+
+impl Reporter for Quiet {
+    fn status(&self, _: &str, _: &str) {}
+    fn warn(&self, _: &str) {}
+}
+
+/// The result of resolving: each model's commit and the lock that records them.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// Each manifest model with its commit, in manifest order.
+    pub models: Vec<Resolved>,
+    /// The lock as it should be.
+    pub lock: Lock,
+    /// Whether the lock file on disk differs from it (or is missing).
+    pub lock_changed: bool,
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Files downloaded.
+    pub downloaded_files: usize,
+    /// Bytes downloaded.
+    pub downloaded_bytes: u64,
+    /// Files linked from a blob already in the cache.
+    pub linked_files: usize,
+    /// Files that were already in place.
+    pub fresh_files: usize,
+    /// The snapshot folder of each model, in manifest order.
+    pub snapshots: Vec<(String, Utf8PathBuf)>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Resolves every model to a commit (as the lock mode says) and checks the lock against it.
+/// Writes nothing.
+pub fn resolve(settings: &Settings, reporter: &dyn Reporter) -> Result<Resolution, Error> {
+    let existing = Lock::load(&settings.lock_path)?;
+    let models = match settings.mode {
+        LockMode::Frozen => resolve_frozen(settings, existing.as_ref())?,
+        LockMode::Update | LockMode::Locked if settings.offline => resolve_from_cache(settings)?,
+        LockMode::Update | LockMode::Locked => resolve_online(settings, reporter)?,
+    };
+    let lock = Lock::from_entries(models.iter().map(|resolved| LockEntry {
+        repo: resolved.model.repo.clone(),
+        revision: resolved.commit.clone(),
+        refs: if resolved.model.reference == resolved.commit {
+            Vec::new()
+        } else {
+            vec![resolved.model.reference.clone()]
+        },
+    }));
+    let on_disk = std::fs::read(&settings.lock_path).ok();
+    let lock_changed = on_disk.as_deref() != Some(lock.render().as_bytes());
+    if settings.mode == LockMode::Locked && lock_changed {
+        return Err(Error::LockOutOfDate {
+            path: settings.lock_path.clone(),
+            problem: if on_disk.is_none() {
+                "is missing"
+            } else {
+                "needs to be updated"
+            },
+        });
+    }
+    Ok(Resolution {
+        models,
+        lock,
+        lock_changed,
+    })
+}
+
+/// `facehugger lock`: resolves and writes the lock file if it changed. With `check`, writes
+/// nothing and fails if it would change.
+pub fn lock(
+    settings: &Settings,
+    reporter: &dyn Reporter,
+    check: bool,
+) -> Result<Resolution, Error> {
+    let mode = if check {
+        LockMode::Locked
+    } else {
+        settings.mode
+    };
+    let resolution = resolve(
+        &Settings {
+            mode,
+            ..settings.clone()
+        },
+        reporter,
+    )?;
+    if !check {
+        write_lock(settings, &resolution, reporter)?;
+    }
+    Ok(resolution)
+}
+
+fn write_lock(
+    settings: &Settings,
+    resolution: &Resolution,
+    reporter: &dyn Reporter,
+) -> Result<(), Error> {
+    if settings.mode == LockMode::Frozen {
+        return Ok(());
+    }
+    if write_if_changed(&settings.lock_path, &resolution.lock.render())? {
+        reporter.status("Locked", settings.lock_path.as_str());
+    }
+    Ok(())
+}
+
+/// Resolves, then lists and plans every model without writing anything: what `--dry-run` shows.
+pub fn plan(
+    settings: &Settings,
+    reporter: &dyn Reporter,
+) -> Result<(Resolution, Vec<ModelPlan>), Error> {
+    let resolution = resolve(settings, reporter)?;
+    let (listings, _) = list_commits(settings, &resolution.models)?;
+    let plans = plan_all(settings, &resolution.models, &listings);
+    Ok((resolution, plans))
+}
+
+/// `facehugger sync`: resolve, write the lock, and fill the cache.
+pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Error> {
+    let started = Instant::now();
+    let resolution = resolve(settings, reporter)?;
+    write_lock(settings, &resolution, reporter)?;
+    let (listings, fetched) = list_commits(settings, &resolution.models)?;
+    let plans = plan_all(settings, &resolution.models, &listings);
+    if settings.offline {
+        check_offline(&plans)?;
+    }
+
+    let cache = &settings.cache;
+    cache.ensure_tag()?;
+    for (repo, commit) in &fetched {
+        cache.write_tree(repo, commit, &listings[&(repo.clone(), commit.clone())])?;
+    }
+    for resolved in &resolution.models {
+        cache.write_ref(
+            &resolved.model.repo,
+            &resolved.model.reference,
+            &resolved.commit,
+        )?;
+    }
+
+    let mut report = Report::default();
+    let mut jobs: Vec<Job> = Vec::new();
+    for plan in &plans {
+        let name = plan.resolved.name();
+        let to_download = plan.files_needing(Action::Download).count();
+        let fresh = plan.files_needing(Action::Fresh).count();
+        report.fresh_files += fresh;
+        if to_download == 0 && fresh == plan.files.len() {
+            reporter.status("Fresh", &format!("{name} ({})", files(plan.files.len())));
+        } else if to_download > 0 {
+            reporter.status(
+                "Downloading",
+                &format!(
+                    "{name} ({}, {})",
+                    files(to_download),
+                    human_bytes(plan.download_bytes())
+                ),
+            );
+        }
+        for planned in &plan.files {
+            let job = Job {
+                repo: plan.resolved.model.repo.clone(),
+                commit: plan.resolved.commit.clone(),
+                file: planned.file.clone(),
+            };
+            let duplicate = jobs.iter().any(|j| {
+                j.repo == job.repo && j.commit == job.commit && j.file.path == job.file.path
+            });
+            if planned.action != Action::Fresh && !duplicate {
+                jobs.push(job);
+            }
+        }
+    }
+
+    let hub = Hub::new(settings.hub.clone());
+    let results = run_parallel(&jobs, settings.jobs, |job| install(&hub, cache, job));
+    let mut failures = Vec::new();
+    for (job, result) in jobs.iter().zip(results) {
+        match result {
+            Ok(0) => report.linked_files += 1,
+            Ok(bytes) => {
+                report.downloaded_files += 1;
+                report.downloaded_bytes += bytes;
+            }
+            Err(error) => {
+                failures.push(error.for_model(format!("{}: {}", job.repo, job.file.path)))
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(if failures.len() == 1 {
+            failures.remove(0)
+        } else {
+            Error::Several { failures }
+        });
+    }
+    report.snapshots = resolution
+        .models
+        .iter()
+        .map(|r| (r.name(), cache.snapshot_dir(&r.model.repo, &r.commit)))
+        .collect();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn resolve_frozen(settings: &Settings, lock: Option<&Lock>) -> Result<Vec<Resolved>, Error> {
+    let Some(lock) = lock else {
+        return Err(Error::LockOutOfDate {
+            path: settings.lock_path.clone(),
+            problem: "is missing (--frozen syncs exactly what it records)",
+        });
+    };
+    let mut missing = Vec::new();
+    let mut models = Vec::new();
+    for model in &settings.manifest.models {
+        let commit = match lock.find(&model.repo, &model.reference) {
+            Some(entry) => entry.revision.clone(),
+            None if is_commit_sha(&model.reference) => model.reference.clone(),
+            None => {
+                missing.push(model_name(model));
+                continue;
+            }
+        };
+        models.push(Resolved {
+            model: model.clone(),
+            commit,
+        });
+    }
+    if !missing.is_empty() {
+        return Err(Error::Lock {
+            message: format!(
+                "{}: no entry for {}; run `facehugger lock` to add {}",
+                settings.lock_path,
+                missing.join(", "),
+                if missing.len() == 1 { "it" } else { "them" }
+            ),
+        });
+    }
+    Ok(models)
+}
+
+fn resolve_from_cache(settings: &Settings) -> Result<Vec<Resolved>, Error> {
+    let mut missing = Vec::new();
+    let mut models = Vec::new();
+    for model in &settings.manifest.models {
+        let commit = if is_commit_sha(&model.reference) {
+            Some(model.reference.clone())
+        } else {
+            settings.cache.read_ref(&model.repo, &model.reference)
+        };
+        match commit {
+            Some(commit) => models.push(Resolved {
+                model: model.clone(),
+                commit,
+            }),
+            None => missing.push(format!(
+                "  {}: `{}` is not in the cache",
+                model_name(model),
+                settings.cache.ref_path(&model.repo, &model.reference)
+            )),
+        }
+    }
+    if missing.is_empty() {
+        Ok(models)
+    } else {
+        Err(Error::OfflineMissing { missing })
+    }
+}
+
+fn resolve_online(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<Resolved>, Error> {
+    let manifest_models = &settings.manifest.models;
+    // One request per distinct repo and ref; commits need none.
+    let mut questions: Vec<(Repo, String)> = Vec::new();
+    for model in manifest_models {
+        let question = (model.repo.clone(), model.reference.clone());
+        if !is_commit_sha(&model.reference) && !questions.contains(&question) {
+            questions.push(question);
+        }
+    }
+    if !questions.is_empty() {
+        let what = if questions.len() == 1 {
+            format!("{}@{}", questions[0].0, questions[0].1)
+        } else {
+            format!("{} refs", questions.len())
+        };
+        reporter.status("Resolving", &what);
+    }
+    let hub = Hub::new(settings.hub.clone());
+    let answers = run_parallel(&questions, settings.jobs, |(repo, reference)| {
+        hub.resolve_revision(repo, reference)
+    });
+    let mut commits = BTreeMap::new();
+    let mut failures = Vec::new();
+    for ((repo, reference), answer) in questions.into_iter().zip(answers) {
+        match answer {
+            Ok(commit) => {
+                commits.insert((repo, reference), commit);
+            }
+            Err(error) => {
+                failures.push(Error::from(error).for_model(format!("{repo}@{reference}")))
+            }
+        }
+    }
+    if !failures.is_empty() {
+        return Err(if failures.len() == 1 {
+            failures.remove(0)
+        } else {
+            Error::Several { failures }
+        });
+    }
+    Ok(manifest_models
+        .iter()
+        .map(|model| Resolved {
+            model: model.clone(),
+            commit: commits
+                .get(&(model.repo.clone(), model.reference.clone()))
+                .cloned()
+                .unwrap_or_else(|| model.reference.clone()),
+        })
+        .collect())
+}
+
+type Listings = BTreeMap<(Repo, String), Vec<RepoFile>>;
+
+/// Each distinct commit's file listing: from `trees/` when cached, else from the Hub (in
+/// parallel). Returns the listings and which of them were fetched.
+fn list_commits(
+    settings: &Settings,
+    models: &[Resolved],
+) -> Result<(Listings, Vec<(Repo, String)>), Error> {
+    let mut listings = Listings::new();
+    let mut to_fetch: Vec<(Repo, String)> = Vec::new();
+    let mut missing = Vec::new();
+    for resolved in models {
+        let key = (resolved.model.repo.clone(), resolved.commit.clone());
+        if listings.contains_key(&key) || to_fetch.contains(&key) {
+            continue;
+        }
+        match settings.cache.read_tree(&key.0, &key.1) {
+            Some(files) => {
+                listings.insert(key, files);
+            }
+            None if settings.offline => missing.push(format!(
+                "  {}: no file listing for {} in the cache (`{}`)",
+                resolved.name(),
+                resolved.commit,
+                settings.cache.tree_path(&key.0, &key.1)
+            )),
+            None => to_fetch.push(key),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::OfflineMissing { missing });
+    }
+    let hub = Hub::new(settings.hub.clone());
+    let answers = run_parallel(&to_fetch, settings.jobs, |(repo, commit)| {
+        hub.list_files(repo, commit)
+    });
+    let mut failures = Vec::new();
+    for ((repo, commit), answer) in to_fetch.iter().zip(answers) {
+        match answer {
+            Ok(files) => {
+                listings.insert((repo.clone(), commit.clone()), files);
+            }
+            Err(error) => failures.push(Error::from(error).for_model(format!("{repo}@{commit}"))),
+        }
+    }
+    if !failures.is_empty() {
+        return Err(if failures.len() == 1 {
+            failures.remove(0)
+        } else {
+            Error::Several { failures }
+        });
+    }
+    Ok((listings, to_fetch))
+}
+
+struct DiskCache<'a>(&'a Cache);
+
+impl CacheView for DiskCache<'_> {
+    fn has_pointer(&self, resolved: &Resolved, path: &str) -> bool {
+        self.0
+            .has_pointer(&resolved.model.repo, &resolved.commit, path)
+    }
+    fn has_blob(&self, resolved: &Resolved, etag: &str) -> bool {
+        self.0.has_blob(&resolved.model.repo, etag)
+    }
+}
+
+fn plan_all(settings: &Settings, models: &[Resolved], listings: &Listings) -> Vec<ModelPlan> {
+    models
+        .iter()
+        .map(|resolved| {
+            let key = (resolved.model.repo.clone(), resolved.commit.clone());
+            let listing = listings.get(&key).map_or(&[][..], Vec::as_slice);
+            plan_model(resolved.clone(), listing, &DiskCache(&settings.cache))
+        })
+        .collect()
+}
+
+fn check_offline(plans: &[ModelPlan]) -> Result<(), Error> {
+    let missing: Vec<String> = plans
+        .iter()
+        .flat_map(|plan| {
+            plan.files_needing(Action::Download)
+                .map(move |f| format!("  {}: {}", plan.resolved.name(), f.file.path))
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::OfflineMissing { missing })
+    }
+}
+
+/// `1 file`, `3 files`.
+pub fn files(count: usize) -> String {
+    if count == 1 {
+        "1 file".to_owned()
+    } else {
+        format!("{count} files")
+    }
+}
+
+/// Bytes in the units `hf` prints: decimal, one decimal place (`1.5 KB`, `2.3 GB`).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KB", "MB", "GB", "TB", "PB", "EB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_hf() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1500), "1.5 KB");
+        assert_eq!(human_bytes(2_500_000), "2.5 MB");
+        assert_eq!(human_bytes(57_704_594_653), "57.7 GB");
+    }
+}

@@ -1,0 +1,170 @@
+//! The planner: which files each model needs, and which of them the cache already has. Pure: it
+//! reads nothing but what it is given, so it is tested without a hub or a disk.
+
+use crate::manifest::Model;
+use crate::patterns::FileFilter;
+use crate::repo::RepoFile;
+
+/// A model resolved to a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The manifest entry.
+    pub model: Model,
+    /// The commit its ref resolved to (or that the lock pins).
+    pub commit: String,
+}
+
+impl Resolved {
+    /// `acme/tiny@main`, how messages name a model.
+    pub fn name(&self) -> String {
+        model_name(&self.model)
+    }
+}
+
+/// `acme/tiny@main` (`dataset acme/data@main` for other repo types).
+pub fn model_name(model: &Model) -> String {
+    format!("{}@{}", model.repo, model.reference)
+}
+
+/// What a selected file needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// The snapshot already has it.
+    Fresh,
+    /// The blob is cached (from another revision or file); only the snapshot link is missing.
+    Link,
+    /// It must be downloaded.
+    Download,
+}
+
+/// A file of a model and what it needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedFile {
+    /// The file, as the tree listing describes it.
+    pub file: RepoFile,
+    /// What it needs.
+    pub action: Action,
+}
+
+/// One model's part of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPlan {
+    /// The model and its commit.
+    pub resolved: Resolved,
+    /// The selected files, sorted by path.
+    pub files: Vec<PlannedFile>,
+}
+
+impl ModelPlan {
+    /// Bytes to download for this model.
+    pub fn download_bytes(&self) -> u64 {
+        self.files_needing(Action::Download)
+            .map(|f| f.file.size)
+            .sum()
+    }
+
+    /// The files with a given action.
+    pub fn files_needing(&self, action: Action) -> impl Iterator<Item = &PlannedFile> {
+        self.files.iter().filter(move |f| f.action == action)
+    }
+}
+
+/// What the cache holds, as far as the planner needs to know.
+pub trait CacheView {
+    /// Whether `snapshots/<commit>/<path>` exists for this model.
+    fn has_pointer(&self, resolved: &Resolved, path: &str) -> bool;
+    /// Whether the blob with this etag exists in the model's repo.
+    fn has_blob(&self, resolved: &Resolved, etag: &str) -> bool;
+}
+
+/// Selects each model's files from its commit's listing and decides what each needs.
+pub fn plan_model(resolved: Resolved, listing: &[RepoFile], cache: &dyn CacheView) -> ModelPlan {
+    let filter = FileFilter::new(
+        resolved.model.include.as_deref(),
+        resolved.model.exclude.as_deref(),
+    );
+    let mut files: Vec<PlannedFile> = listing
+        .iter()
+        .filter(|file| filter.matches(&file.path))
+        .map(|file| {
+            let action = if cache.has_pointer(&resolved, &file.path) {
+                Action::Fresh
+            } else if cache.has_blob(&resolved, file.etag()) {
+                Action::Link
+            } else {
+                Action::Download
+            };
+            PlannedFile {
+                file: file.clone(),
+                action,
+            }
+        })
+        .collect();
+    files.sort_by(|a, b| a.file.path.cmp(&b.file.path));
+    ModelPlan { resolved, files }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{Repo, RepoType};
+
+    struct FakeCache;
+    impl CacheView for FakeCache {
+        fn has_pointer(&self, _: &Resolved, path: &str) -> bool {
+            path == "config.json"
+        }
+        fn has_blob(&self, _: &Resolved, etag: &str) -> bool {
+            etag == "b".repeat(64)
+        }
+    }
+
+    fn file(path: &str, lfs: Option<char>) -> RepoFile {
+        RepoFile {
+            path: path.into(),
+            size: 10,
+            blob_id: "a".repeat(40),
+            lfs_sha256: lfs.map(|c| c.to_string().repeat(64)),
+        }
+    }
+
+    #[test]
+    fn the_plan_selects_by_pattern_and_reuses_the_cache() {
+        let resolved = Resolved {
+            model: Model {
+                repo: Repo {
+                    repo_type: RepoType::Model,
+                    id: "acme/tiny".into(),
+                },
+                reference: "main".into(),
+                include: Some(vec!["*.json".into(), "*.bin".into()]),
+                exclude: Some(vec!["skip*".into()]),
+                origin: "m.yaml:2:5".into(),
+            },
+            commit: "c".repeat(40),
+        };
+        let listing = [
+            file("model.bin", Some('b')),
+            file("config.json", None),
+            file("other.bin", Some('d')),
+            file("skip.json", None),
+            file("README.md", None),
+        ];
+        let plan = plan_model(resolved, &listing, &FakeCache);
+        let got: Vec<(&str, Action)> = plan
+            .files
+            .iter()
+            .map(|f| (f.file.path.as_str(), f.action))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("config.json", Action::Fresh),
+                ("model.bin", Action::Link),
+                ("other.bin", Action::Download)
+            ]
+        );
+        assert_eq!(plan.download_bytes(), 10);
+        assert_eq!(plan.resolved.name(), "acme/tiny@main");
+    }
+}
