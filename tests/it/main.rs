@@ -1,1 +1,10 @@
 //! facehugger's integration tests: one binary, run against the in-process test hub.
+
+// Test helpers are `pub` for the sibling modules of this one binary.
+#![allow(unreachable_pub)]
+
+mod errors;
+mod interop;
+mod lockfile;
+mod support;
+mod sync;

@@ -1,0 +1,180 @@
+//! Errors a user can act on: what they say and how the process exits.
+
+use crate::support::{Env, TOKEN};
+
+#[test]
+fn manifest_errors_name_the_file_line_and_column() {
+    let env = Env::new();
+    let cases = [
+        (
+            "models:\n  - repo: acme/tiny\n    bogus: 1\n",
+            "facehugger.yaml:3:5: unknown field `bogus`, expected one of",
+        ),
+        (
+            "models:\n  - repo: a/b\n    repo: c/d\n",
+            "facehugger.yaml:3:5: duplicate mapping key: repo",
+        ),
+        (
+            "models:\n  - repo: acme/tiny\n    include: {a: 1}\n",
+            "facehugger.yaml:3:14: invalid type: map, expected a pattern string or a list of pattern strings",
+        ),
+        (
+            "models:\n  - repo: \"\"\n",
+            "facehugger.yaml:2:11: invalid repo: the repo id is empty",
+        ),
+        (
+            "models:\n  - repo: a/b/c\n",
+            "facehugger.yaml:2:11: invalid repo: `a/b/c` has more than one `/`",
+        ),
+        (
+            "models:\n  - repo: a/b\n    repo_type: modle\n",
+            "facehugger.yaml:3:16: unknown repo_type `modle`: expected `model`, `dataset` or `space`",
+        ),
+        (
+            "models:\n  - repo: a/b\n    ref: ../x\n",
+            "facehugger.yaml:3:10: invalid ref:",
+        ),
+        (
+            "models:\n  - ref: main\n",
+            "facehugger.yaml:2:5: missing field `repo`",
+        ),
+        ("models: [\n", "facehugger.yaml:1:9:"),
+        ("", "facehugger.yaml: the manifest is empty"),
+    ];
+    for (yaml, expected) in cases {
+        env.manifest(yaml);
+        let run = env.run(&[]).failure(2);
+        assert!(
+            run.stderr.starts_with(&format!("error: {expected}")),
+            "{yaml:?}:\n{}",
+            run.stderr
+        );
+    }
+    std::fs::remove_file(env.project().join("facehugger.yaml")).unwrap();
+    let run = env.run(&[]).failure(2);
+    assert!(
+        run.stderr.contains("facehugger.yaml: no such manifest"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.requests().is_empty());
+}
+
+#[test]
+fn lock_errors_name_the_file_and_the_entry() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n");
+    let cases = [
+        (
+            "{}",
+            "facehugger.lock:1:1: invalid type: map, expected a sequence",
+        ),
+        (
+            "[{\"repo_id\": \"acme/tiny\", \"revision\": \"abc\"}]",
+            "facehugger.lock: entry 1 (acme/tiny): `revision` must be a full 40-hex commit id, got `abc`",
+        ),
+        ("[1]", "facehugger.lock: entry 1: expected an object"),
+        (
+            "[\n{\"repo_id\": 5}\n",
+            "facehugger.lock:2:14: EOF while parsing a list",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(env.project().join("facehugger.lock"), text).unwrap();
+        let run = env.run(&["--frozen"]).failure(2);
+        assert!(
+            run.stderr.starts_with(&format!("error: {expected}")),
+            "{text:?}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn hub_errors_say_what_to_do() {
+    let env = Env::new();
+    let cases = [
+        (
+            "acme/nope",
+            None,
+            "acme/nope@main: repository `acme/nope` not found at",
+        ),
+        ("acme/private", None, "if it is private, set HF_TOKEN"),
+        (
+            "acme/gated",
+            None,
+            "acme/gated@main: repository `acme/gated` is gated: accept its conditions on the Hub, then set HF_TOKEN",
+        ),
+        (
+            "acme/tiny\n    ref: nope",
+            None,
+            "acme/tiny@nope: revision `nope` not found in `acme/tiny`",
+        ),
+        (
+            "acme/nope",
+            Some(TOKEN),
+            "check the name, and that your token can read it",
+        ),
+    ];
+    for (repo, token, expected) in cases {
+        env.manifest(&format!("models:\n  - repo: {repo}\n"));
+        let mut cmd = env.cmd(&[]);
+        if let Some(token) = token {
+            cmd.env("HF_TOKEN", token);
+        }
+        let output = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(expected), "{repo}: {stderr}");
+        assert!(!stderr.contains(TOKEN));
+    }
+}
+
+#[test]
+fn an_unreachable_hub_is_named_and_retried() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n");
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let output = env
+        .cmd(&[])
+        .env("HF_ENDPOINT", format!("http://{closed}"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach http://{closed}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("acme/tiny@main"), "{stderr}");
+}
+
+#[test]
+fn a_read_only_cache_is_reported_with_its_path() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: README.md\n");
+    std::fs::create_dir_all(env.cache()).unwrap();
+    let read_only = std::fs::Permissions::from_mode(0o555);
+    std::fs::set_permissions(env.cache(), read_only).unwrap();
+    let output = env.cmd(&[]).output().unwrap();
+    std::fs::set_permissions(env.cache(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if nix_is_root() {
+        // root writes anyway; the test is meaningful for ordinary users only.
+        return;
+    }
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("permission denied"), "{stderr}");
+}
+
+use std::os::unix::fs::PermissionsExt;
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
+}

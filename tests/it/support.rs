@@ -1,0 +1,188 @@
+//! Shared set-up: a test hub on loopback, a temporary project and cache, and the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use tempfile::TempDir;
+pub use test_hub::{LoggedRequest, Options, Origin, TestHub};
+
+/// The token the test hub accepts.
+pub const TOKEN: &str = "hf_test_token";
+
+/// A project folder, a cache folder and a hub.
+pub struct Env {
+    pub hub: TestHub,
+    pub dir: TempDir,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        Env::with_options(Options::default())
+    }
+
+    pub fn with_options(options: Options) -> Env {
+        Env {
+            hub: TestHub::start(options).expect("the test hub starts"),
+            dir: tempfile::tempdir().expect("a temporary folder"),
+        }
+    }
+
+    pub fn project(&self) -> PathBuf {
+        let project = self.dir.path().join("project");
+        std::fs::create_dir_all(&project).unwrap();
+        project
+    }
+
+    pub fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("hf-home")
+    }
+
+    /// Writes `facehugger.yaml` in the project.
+    pub fn manifest(&self, yaml: &str) -> PathBuf {
+        let path = self.project().join("facehugger.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        path
+    }
+
+    pub fn lock_text(&self) -> Option<String> {
+        std::fs::read_to_string(self.project().join("facehugger.lock")).ok()
+    }
+
+    /// `facehugger ARGS` in the project, against the hub, with a clean environment.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_facehugger"));
+        cmd.current_dir(self.project())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env("HF_HOME", self.home())
+            .env("HF_HUB_CACHE", self.cache())
+            .env("HF_ENDPOINT", self.hub.endpoint())
+            .env("FACEHUGGER_BACKOFF_MS", "5")
+            .args(args);
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd(args).output().expect("facehugger runs"))
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.hub.requests()
+    }
+
+    /// Requests whose path starts with `prefix`.
+    pub fn count(&self, prefix: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.url.starts_with(prefix))
+            .count()
+    }
+
+    pub fn commit(&self, repo_type: &str, id: &str, rev: &str) -> String {
+        self.hub
+            .commit_sha(repo_type, id, rev)
+            .expect("the fixture has this ref")
+    }
+
+    pub fn repo_dir(&self, folder: &str) -> PathBuf {
+        self.cache().join(folder)
+    }
+}
+
+/// What a run printed, and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "expected success\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn failure(self, code: i32) -> Run {
+        assert_eq!(
+            self.code, code,
+            "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Every file under `root`, relative, sorted, with `-> target` for symlinks.
+pub fn tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let kind = entry.file_type().unwrap();
+            if kind.is_symlink() {
+                out.push(format!(
+                    "{relative} -> {}",
+                    std::fs::read_link(&path).unwrap().display()
+                ));
+            } else if kind.is_dir() {
+                walk(root, &path, out);
+            } else {
+                out.push(relative);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// The Python reference client's interpreter (`.venv` made by scripts/setup-python), if any.
+/// With FACEHUGGER_REQUIRE_PYTHON=1 (as CI sets it) a missing interpreter fails the test.
+pub fn python() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let path = std::env::var_os("FACEHUGGER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or(venv);
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("FACEHUGGER_REQUIRE_PYTHON").is_none(),
+        "the Python reference client is required: run scripts/setup-python"
+    );
+    eprintln!(
+        "skipping: no Python reference client at {} (run scripts/setup-python)",
+        path.display()
+    );
+    None
+}
