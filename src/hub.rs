@@ -167,6 +167,8 @@ pub enum HubError {
         url: String,
         /// The Hub's `X-Error-Message` or body `error`, if any.
         message: String,
+        /// Seconds to wait before retrying, from `Retry-After`.
+        retry_after: Option<u64>,
     },
     /// The server could not be reached or the connection failed.
     #[error(
@@ -393,16 +395,13 @@ impl Hub {
     }
 
     fn backoff_delay(&self, attempt: u32, error: &HubError) -> Duration {
+        // Like the reference client: wait what Retry-After asks (capped), plus the base backoff.
         if let HubError::Status {
-            status: 429,
-            message,
+            retry_after: Some(seconds),
             ..
         } = error
-            && let Some(seconds) = message
-                .strip_prefix("retry-after:")
-                .and_then(|s| s.parse::<u64>().ok())
         {
-            return Duration::from_secs(seconds.min(60)) + self.config.backoff;
+            return Duration::from_secs((*seconds).min(60)) + self.config.backoff;
         }
         self.retry_delay(attempt)
     }
@@ -509,19 +508,14 @@ impl Hub {
             }
             _ => {}
         }
-        let message = if status == 429 {
-            // Carried to the backoff; the reference client waits Retry-After + 1 s.
-            header("retry-after")
-                .map(|seconds| format!("retry-after:{}", seconds.trim()))
-                .unwrap_or_default()
-        } else {
-            header("x-error-message").unwrap_or_else(|| error_from_body(response))
-        };
+        let retry_after = header("retry-after").and_then(|seconds| seconds.trim().parse().ok());
+        let message = header("x-error-message").unwrap_or_else(|| error_from_body(response));
         HubError::Status {
             what: what.to_owned(),
             status,
             url: strip_query(url).to_owned(),
             message,
+            retry_after,
         }
     }
 }
