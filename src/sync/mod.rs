@@ -198,14 +198,15 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
     let cache = &settings.cache;
     cache.ensure_tag()?;
     for (repo, commit) in &fetched {
-        cache.write_tree(repo, commit, &listings[&(repo.clone(), commit.clone())])?;
+        cache
+            .write_tree(repo, commit, &listings[&(repo.clone(), commit.clone())])
+            .map_err(|error| error.for_model(format!("{repo}@{commit}")))?;
     }
     for resolved in &resolution.models {
-        cache.write_ref(
-            &resolved.model.repo,
-            &resolved.model.reference,
-            &resolved.commit,
-        )?;
+        let model = &resolved.model;
+        cache
+            .write_ref(&model.repo, &model.reference, &resolved.commit)
+            .map_err(|error| error.for_model(resolved.name()))?;
     }
 
     let mut report = Report::default();

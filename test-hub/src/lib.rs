@@ -5,10 +5,12 @@
 //! `resolve` URLs) and a CDN that LFS files redirect to, as huggingface_hub 2.4.0 expects.
 //! Every request is logged for assertions.
 
+mod faults;
 mod fixtures;
 mod http;
 mod server;
 
+pub use faults::{Fault, FaultKind};
 pub use fixtures::{
     CommitInfo, FileInfo, Hub, LoadOptions, RepoInfo, TreeEntry, generate_bytes, git_blob_sha1,
     lfs_pointer, sha256_hex,

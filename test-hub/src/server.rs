@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
+use crate::faults::{self, Fault, FaultKind};
 use crate::fixtures::{Content, Hub, LoadOptions, RepoInfo, hex};
 use crate::http::{Listener, Request, Response};
 
@@ -111,6 +112,7 @@ struct State {
     endpoint: String,
     cdn_origin: String,
     log: Mutex<Vec<LoggedRequest>>,
+    faults: Mutex<Vec<Fault>>,
 }
 
 impl TestHub {
@@ -132,6 +134,7 @@ impl TestHub {
             cdn_origin: format!("http://{}", cdn_socket.local_addr()?),
             options,
             log: Mutex::new(Vec::new()),
+            faults: Mutex::new(Vec::new()),
         });
         let serve = |socket, origin| {
             let state = state.clone();
@@ -160,6 +163,15 @@ impl TestHub {
     /// A snapshot of every request so far, in arrival order.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.state.log().clone()
+    }
+
+    /// Makes the next matching requests fail as the fault says (see [`Fault`]).
+    pub fn inject(&self, fault: Fault) {
+        self.state
+            .faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(fault);
     }
 
     /// Forgets the logged requests.
@@ -191,25 +203,49 @@ impl State {
 }
 
 fn handle(request: Request, state: &State, origin: Origin) -> Response {
-    let logged = LoggedRequest {
+    let mut logged = LoggedRequest {
         origin,
         method: request.method,
         url: request.url,
         headers: request.headers,
     };
-    let reply = if origin == Origin::Hub && logged.path() == "/_test/requests" {
-        test_requests(state, &logged)
-    } else {
-        state.log().push(logged.clone());
-        if !state.options.latency.is_zero() {
-            thread::sleep(state.options.latency);
+    if origin == Origin::Hub && logged.path() == "/_test/requests" {
+        return into_response(test_requests(state, &logged), None);
+    }
+    state.log().push(logged.clone());
+    if !state.options.latency.is_zero() {
+        thread::sleep(state.options.latency);
+    }
+    let fault = faults::take(
+        &mut state.faults.lock().unwrap_or_else(PoisonError::into_inner),
+        logged.path(),
+    );
+    let reply = match &fault {
+        Some(FaultKind::Status {
+            status,
+            retry_after,
+        }) => {
+            let reply = Reply::json(*status, &json!({ "error": "injected fault" }));
+            match retry_after {
+                Some(seconds) => reply.header("Retry-After", seconds.to_string()),
+                None => reply,
+            }
         }
-        match origin {
-            Origin::Hub => hub_route(state, &logged),
-            Origin::Cdn => cdn_route(state, &logged),
+        _ => {
+            if fault == Some(FaultKind::IgnoreRange) {
+                logged.headers.retain(|(name, _)| name != "range");
+            }
+            match origin {
+                Origin::Hub => hub_route(state, &logged),
+                Origin::Cdn => cdn_route(state, &logged),
+            }
         }
     };
-    into_response(reply, state.options.bandwidth)
+    let mut response = into_response(reply, state.options.bandwidth);
+    if let Some(kind) = &fault {
+        response.body = faults::wrap_body(kind, response.body);
+    }
+    response
 }
 
 /// A response before it is written.

@@ -1,5 +1,8 @@
 //! Errors a user can act on: what they say and how the process exits.
 
+use std::fs::Permissions;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
 use crate::support::{Env, TOKEN};
 
 #[test]
@@ -154,27 +157,45 @@ fn an_unreachable_hub_is_named_and_retried() {
 }
 
 #[test]
-fn a_read_only_cache_is_reported_with_its_path() {
+fn a_cache_that_cannot_be_written_is_reported_with_its_path() {
     let env = Env::new();
     env.manifest("models:\n  - repo: acme/tiny\n    include: README.md\n");
-    std::fs::create_dir_all(env.cache()).unwrap();
-    let read_only = std::fs::Permissions::from_mode(0o555);
-    std::fs::set_permissions(env.cache(), read_only).unwrap();
-    let output = env.cmd(&[]).output().unwrap();
-    std::fs::set_permissions(env.cache(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if nix_is_root() {
-        // root writes anyway; the test is meaningful for ordinary users only.
-        return;
+    // Root writes anywhere, so as root the run drops to `nobody` with setpriv.
+    let as_root = std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false);
+    for dir in [env.dir.path().to_path_buf(), env.project()] {
+        std::fs::set_permissions(&dir, Permissions::from_mode(0o777)).unwrap();
     }
+    std::fs::create_dir_all(env.cache()).unwrap();
+    std::fs::set_permissions(env.cache(), Permissions::from_mode(0o555)).unwrap();
+    let mut cmd = env.cmd(&[]);
+    if as_root {
+        let program = cmd.get_program().to_owned();
+        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+        let mut wrapped = assert_cmd::Command::new("setpriv");
+        wrapped
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(program)
+            .args(args);
+        wrapped.env_clear();
+        for (key, value) in cmd.get_envs() {
+            if let Some(value) = value {
+                wrapped.env(key, value);
+            }
+        }
+        wrapped.current_dir(env.project());
+        cmd = wrapped;
+    }
+    let output = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("permission denied"), "{stderr}");
-}
-
-use std::os::unix::fs::PermissionsExt;
-
-fn nix_is_root() -> bool {
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
+    assert!(
+        stderr.contains(&format!("`{}", env.cache().display())),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("permission denied: check who owns the cache"),
+        "{stderr}"
+    );
 }

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod errors;
+mod faults;
 mod interop;
 mod lockfile;
 mod support;

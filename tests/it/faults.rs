@@ -1,0 +1,231 @@
+//! Transient faults are retried or resumed; corrupt data is never installed.
+
+use crate::support::{Env, Origin, tree};
+use test_hub::{Fault, FaultKind};
+
+const LFS: &str = "models:\n  - repo: acme/tiny\n    include: [\"*.safetensors\", config.json]\n";
+
+fn no_temporary_files(env: &Env) {
+    let leftovers: Vec<String> = tree(&env.cache())
+        .into_iter()
+        .filter(|f| f.contains(".incomplete") || f.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_corrupt_body_is_downloaded_again_once() {
+    let env = Env::new();
+    env.manifest(LFS);
+    env.hub.inject(Fault::new("/blobs/", FaultKind::Corrupt, 1));
+    env.run(&[]).success();
+    let cdn: Vec<_> = env
+        .requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Cdn)
+        .collect();
+    assert_eq!(cdn.len(), 2, "one corrupt answer, one good one");
+    let main = env.commit("model", "acme/tiny", "main");
+    let model = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("snapshots/{main}/model.safetensors"));
+    let expected = env
+        .hub
+        .repo("model", "acme/tiny")
+        .unwrap()
+        .commit(&main)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .content()
+        .unwrap();
+    assert!(std::fs::read(model).unwrap() == expected);
+    no_temporary_files(&env);
+}
+
+#[test]
+fn a_body_that_stays_corrupt_is_reported_and_never_installed() {
+    let env = Env::new();
+    env.manifest(LFS);
+    env.hub.inject(Fault::new("/blobs/", FaultKind::Corrupt, 2));
+    let run = env.run(&[]).failure(1);
+    let main = env.commit("model", "acme/tiny", "main");
+    let info = env.hub.repo("model", "acme/tiny").unwrap();
+    let sha = info
+        .commit(&main)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .etag()
+        .to_owned();
+    assert!(
+        run.stderr.contains(
+            "acme/tiny: model.safetensors: `model.safetensors` is corrupt: expected sha256"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&sha), "{}", run.stderr);
+    let repo = env.repo_dir("models--acme--tiny");
+    assert!(
+        !repo.join(format!("blobs/{sha}")).exists(),
+        "the corrupt blob is not installed"
+    );
+    assert!(
+        !repo
+            .join(format!("snapshots/{main}/model.safetensors"))
+            .exists()
+    );
+    // The other file of the sync is installed all the same.
+    assert!(repo.join(format!("snapshots/{main}/config.json")).exists());
+    no_temporary_files(&env);
+}
+
+#[test]
+fn a_regular_file_is_checked_against_its_git_blob_id() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: config.json\n");
+    env.hub
+        .inject(Fault::new("config.json", FaultKind::Corrupt, 2));
+    let run = env.run(&[]).failure(1);
+    assert!(
+        run.stderr.contains("is corrupt: expected git-sha1"),
+        "{}",
+        run.stderr
+    );
+    no_temporary_files(&env);
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_retried() {
+    let env = Env::new();
+    env.manifest(LFS);
+    env.hub.inject(Fault::new(
+        "/revision/",
+        FaultKind::Status {
+            status: 429,
+            retry_after: Some(0),
+        },
+        1,
+    ));
+    env.hub.inject(Fault::new(
+        "/tree/",
+        FaultKind::Status {
+            status: 503,
+            retry_after: None,
+        },
+        2,
+    ));
+    env.hub.inject(Fault::new(
+        "config.json",
+        FaultKind::Status {
+            status: 502,
+            retry_after: None,
+        },
+        1,
+    ));
+    env.hub.inject(Fault::new(
+        "/blobs/",
+        FaultKind::Status {
+            status: 500,
+            retry_after: None,
+        },
+        1,
+    ));
+    env.run(&[]).success();
+    assert_eq!(env.count("/api/models/acme/tiny/revision/"), 2);
+    assert_eq!(env.count("/api/models/acme/tiny/tree/"), 3);
+}
+
+#[test]
+fn a_persistent_server_error_fails_after_the_retries() {
+    let env = Env::new();
+    env.manifest(LFS);
+    env.hub.inject(Fault::new(
+        "/revision/",
+        FaultKind::Status {
+            status: 500,
+            retry_after: None,
+        },
+        100,
+    ));
+    let run = env.run(&[]).failure(1);
+    assert!(
+        run.stderr
+            .contains("acme/tiny@main: resolving `main` of `acme/tiny` failed: HTTP 500 from"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        env.count("/api/models/acme/tiny/revision/"),
+        6,
+        "the first try and 5 retries"
+    );
+}
+
+#[test]
+fn a_dropped_connection_resumes_where_it_stopped() {
+    let env = Env::new();
+    env.manifest(LFS);
+    env.hub
+        .inject(Fault::new("/blobs/", FaultKind::DropAfter(70_000), 1));
+    env.run(&[]).success();
+    let ranges: Vec<String> = env
+        .requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Cdn)
+        .filter_map(|r| r.header("range").map(str::to_owned))
+        .collect();
+    assert_eq!(ranges.len(), 1, "{ranges:?}");
+    let start: u64 = ranges[0]
+        .trim_start_matches("bytes=")
+        .trim_end_matches('-')
+        .parse()
+        .unwrap();
+    assert!(start > 0 && start <= 70_000, "{ranges:?}");
+    no_temporary_files(&env);
+}
+
+#[test]
+fn a_server_that_ignores_range_gets_a_fresh_start() {
+    let env = Env::new();
+    env.manifest(LFS);
+    env.hub
+        .inject(Fault::new("/blobs/", FaultKind::DropAfter(70_000), 1));
+    env.hub
+        .inject(Fault::new("/blobs/", FaultKind::IgnoreRange, 1));
+    env.run(&[]).success();
+    let main = env.commit("model", "acme/tiny", "main");
+    let model = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("snapshots/{main}/model.safetensors"));
+    assert_eq!(std::fs::metadata(model).unwrap().len(), 200_000);
+}
+
+#[test]
+fn a_stalled_connection_times_out_and_is_retried() {
+    let env = Env::new();
+    env.manifest(LFS);
+    env.hub.inject(Fault::new(
+        "/blobs/",
+        FaultKind::Stall(std::time::Duration::from_millis(2500)),
+        1,
+    ));
+    let output = env
+        .cmd(&[])
+        .env("HF_HUB_DOWNLOAD_TIMEOUT", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        env.requests()
+            .iter()
+            .filter(|r| r.origin == Origin::Cdn)
+            .count(),
+        2
+    );
+}
