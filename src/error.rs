@@ -29,6 +29,14 @@ pub enum Error {
         /// `is missing` or `needs to be updated`.
         problem: &'static str,
     },
+    /// `--frozen` and the lock file has no entry for some manifest models.
+    #[error("the lock file `{path}` has no entry for {}; run `facehugger lock` to add {}", missing.join(", "), if missing.len() == 1 { "it" } else { "them" })]
+    LockIncomplete {
+        /// The lock file.
+        path: Utf8PathBuf,
+        /// The models missing from it, as `repo@ref`.
+        missing: Vec<String>,
+    },
     /// A file-system operation failed.
     #[error("failed to {action} `{path}`: {source}{}", io_hint(source))]
     Io {
@@ -134,3 +142,43 @@ fn io_hint(error: &io::Error) -> &'static str {
 
 /// The library's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_the_path_and_suggest_a_way_out() {
+        let full = Error::io(
+            "write",
+            Utf8Path::new("/c/blobs/x"),
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        let message = full.to_string();
+        assert!(
+            message.starts_with("failed to write `/c/blobs/x`: "),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(
+                "(the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere)"
+            ),
+            "{message}"
+        );
+        let denied = Error::io(
+            "write",
+            Utf8Path::new("/c"),
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        assert!(
+            denied
+                .to_string()
+                .contains("permission denied: check who owns the cache")
+        );
+        assert_eq!(full.for_model("acme/tiny@main").exit_code(), 1);
+        let invalid = Error::Manifest {
+            message: String::new(),
+        };
+        assert_eq!(invalid.for_model("x").exit_code(), 2);
+    }
+}

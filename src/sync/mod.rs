@@ -298,13 +298,9 @@ fn resolve_frozen(settings: &Settings, lock: Option<&Lock>) -> Result<Vec<Resolv
         });
     }
     if !missing.is_empty() {
-        return Err(Error::Lock {
-            message: format!(
-                "{}: no entry for {}; run `facehugger lock` to add {}",
-                settings.lock_path,
-                missing.join(", "),
-                if missing.len() == 1 { "it" } else { "them" }
-            ),
+        return Err(Error::LockIncomplete {
+            path: settings.lock_path.clone(),
+            missing,
         });
     }
     Ok(models)

@@ -91,10 +91,11 @@ fn frozen_names_the_models_missing_from_the_lock() {
         "models:\n  - repo: acme/tiny\n  - repo: acme/data\n    repo_type: dataset\n    ref: v2\n",
     );
     std::fs::write(env.project().join("facehugger.lock"), "[]\n").unwrap();
-    let run = env.run(&["--frozen"]).failure(2);
+    let run = env.run(&["--frozen"]).failure(1);
     assert!(
-        run.stderr
-            .contains("no entry for acme/tiny@main, dataset acme/data@v2"),
+        run.stderr.contains(
+            "facehugger.lock` has no entry for acme/tiny@main, dataset acme/data@v2; run `facehugger lock` to add them"
+        ),
         "{}",
         run.stderr
     );

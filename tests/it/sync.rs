@@ -376,3 +376,35 @@ fn cache_dir_and_quiet_are_honoured() {
     assert!(other.join("models--acme--tiny/refs/main").is_file());
     assert!(!env.cache().exists());
 }
+
+#[test]
+fn spaces_and_datasets_use_their_url_prefixes() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/app\n    repo_type: space\n  - repo: acme/data\n    repo_type: dataset\n    include: README.md\n");
+    env.run(&[]).success();
+    assert_eq!(env.count("/api/spaces/acme/app/revision/main"), 1);
+    assert!(env.count("/spaces/acme/app/resolve/") > 0);
+    assert_eq!(env.count("/datasets/acme/data/resolve/"), 1);
+    let app = env.commit("space", "acme/app", "main");
+    assert!(
+        env.repo_dir("spaces--acme--app")
+            .join(format!("snapshots/{app}"))
+            .is_dir()
+    );
+}
+
+#[test]
+fn status_lines_are_coloured_only_when_asked_or_on_a_terminal() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: README.md\n");
+    let plain = env.run(&[]).success();
+    assert!(!plain.stderr.contains('\x1b'), "{:?}", plain.stderr);
+    let coloured = env.run(&["--color", "always"]).success();
+    assert!(
+        coloured
+            .stderr
+            .contains("\x1b[1m\x1b[32m       Fresh\x1b[0m acme/tiny@main"),
+        "{:?}",
+        coloured.stderr
+    );
+}
