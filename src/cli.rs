@@ -5,14 +5,14 @@ use std::ffi::OsString;
 use std::io::Write;
 
 use anstyle::{AnsiColor, Effects, Style};
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::cache::Cache;
 use crate::error::Error;
 use crate::hub::{HubConfig, is_truthy};
-use crate::lock::LOCK_FILE;
-use crate::manifest::{DEFAULT_REF, MANIFEST_FILE, Manifest};
+use crate::manifest::DEFAULT_REF;
+use crate::project::Discovery;
 use crate::repo::RepoType;
 use crate::sync::plan::{Action, ModelPlan};
 use crate::sync::{self, LockMode, Reporter, Settings, files, human_bytes};
@@ -36,13 +36,28 @@ Exit status: 0 success, 1 failure (network, hub, cache, out-of-date lock), 2 inv
     version,
     after_help = EXAMPLES,
     args_conflicts_with_subcommands = true,
-    disable_help_subcommand = true
+    disable_help_subcommand = true,
+    styles = clap_cargo::style::CLAP_STYLING
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
     sync: SyncArgs,
+}
+
+/// `cargo facehugger ...`: cargo runs `cargo-facehugger facehugger ...`.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = clap_cargo::style::CLAP_STYLING)]
+enum CargoCli {
+    /// Declare the Hugging Face Hub repos a crate needs, lock them, and sync them into the HF cache.
+    #[command(
+        version,
+        after_help = EXAMPLES,
+        args_conflicts_with_subcommands = true,
+        disable_help_subcommand = true
+    )]
+    Facehugger(Cli),
 }
 
 #[derive(Debug, Subcommand)]
@@ -57,9 +72,6 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct SyncArgs {
-    /// The manifest [default: facehugger.yaml]
-    #[arg(value_name = "MANIFEST")]
-    manifest: Option<Utf8PathBuf>,
     /// Sync exactly the revisions in the lock file: no resolution, the lock is not written.
     /// (As in uv; unlike cargo, this does not imply --offline.)
     #[arg(long, conflicts_with = "locked")]
@@ -76,9 +88,6 @@ struct SyncArgs {
 
 #[derive(Debug, Args)]
 struct LockArgs {
-    /// The manifest [default: facehugger.yaml]
-    #[arg(value_name = "MANIFEST")]
-    manifest: Option<Utf8PathBuf>,
     /// Write nothing; exit 1 if the lock file is missing or would change.
     #[arg(long)]
     check: bool,
@@ -88,6 +97,18 @@ struct LockArgs {
 
 #[derive(Debug, Args)]
 struct CommonArgs {
+    /// The manifest: a facehugger.yaml, or a Cargo.toml [default: facehugger.yaml here, else the
+    /// Cargo project around this folder]
+    #[arg(value_name = "MANIFEST")]
+    manifest: Option<Utf8PathBuf>,
+    /// Path to a Cargo.toml whose [package.metadata.facehugger] / [workspace.metadata.facehugger]
+    /// declare the models
+    #[arg(long, value_name = "PATH", conflicts_with = "manifest")]
+    manifest_path: Option<Utf8PathBuf>,
+    /// Sync only these workspace members (and the workspace's own models); the lock still
+    /// covers the whole workspace
+    #[arg(short, long = "package", value_name = "NAME")]
+    packages: Vec<String>,
     /// Use no network: resolve refs and files from the cache only [env: HF_HUB_OFFLINE=1]
     #[arg(long)]
     offline: bool,
@@ -100,7 +121,7 @@ struct CommonArgs {
     /// Print only errors
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
-    /// Print each file as it is installed
+    /// Also print each model's snapshot folder
     #[arg(short, long)]
     verbose: bool,
     /// When to colour the output
@@ -115,29 +136,36 @@ enum ColorChoice {
     Never,
 }
 
-/// Runs the command line with these arguments (the first is the program name) and returns the
-/// exit code.
+/// Runs `facehugger` with these arguments (the first is the program name); returns the exit code.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return if error.use_stderr() { 2 } else { 0 };
-        }
-    };
+    match Cli::try_parse_from(args) {
+        Ok(cli) => execute(cli),
+        Err(error) => clap_exit(&error),
+    }
+}
+
+/// Runs `cargo-facehugger` as cargo calls it (`cargo-facehugger facehugger ARGS`); returns the
+/// exit code.
+pub fn cargo_main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    match CargoCli::try_parse_from(args) {
+        Ok(CargoCli::Facehugger(cli)) => execute(cli),
+        Err(error) => clap_exit(&error),
+    }
+}
+
+fn clap_exit(error: &clap::Error) -> i32 {
+    let _ = error.print();
+    if error.use_stderr() { 2 } else { 0 }
+}
+
+fn execute(cli: Cli) -> i32 {
     let (command, common) = match cli.command {
-        Some(Command::Sync(args)) => (
-            Run::Sync(args.manifest.clone(), args.mode(), args.dry_run),
-            args.common,
+        Some(Command::Sync(args)) => (Run::Sync(args.mode(), args.dry_run), args.common),
+        Some(Command::Lock(args)) => (Run::Lock(args.check), args.common),
+        None => (
+            Run::Sync(cli.sync.mode(), cli.sync.dry_run),
+            cli.sync.common,
         ),
-        Some(Command::Lock(args)) => (Run::Lock(args.manifest.clone(), args.check), args.common),
-        None => {
-            let args = cli.sync;
-            (
-                Run::Sync(args.manifest.clone(), args.mode(), args.dry_run),
-                args.common,
-            )
-        }
     };
     match common.color {
         ColorChoice::Always => anstream::ColorChoice::Always.write_global(),
@@ -170,22 +198,29 @@ impl SyncArgs {
 }
 
 enum Run {
-    Sync(Option<Utf8PathBuf>, LockMode, bool),
-    Lock(Option<Utf8PathBuf>, bool),
+    Sync(LockMode, bool),
+    Lock(bool),
 }
 
 fn run(command: Run, common: &CommonArgs, reporter: &Terminal) -> Result<(), Error> {
     let env = |name: &str| std::env::var(name).ok();
-    let (manifest_path, mode) = match &command {
-        Run::Sync(path, mode, _) => (path.clone(), *mode),
-        Run::Lock(path, _) => (path.clone(), LockMode::Update),
+    let mode = match command {
+        Run::Sync(mode, _) => mode,
+        Run::Lock(_) => LockMode::Update,
     };
-    let manifest_path = manifest_path.unwrap_or_else(|| Utf8PathBuf::from(MANIFEST_FILE));
-    let manifest = Manifest::load(&manifest_path)?;
-    let lock_path = lock_path_for(&manifest_path);
+    let discovery = Discovery {
+        manifest: common.manifest.clone(),
+        manifest_path: common.manifest_path.clone(),
+        packages: common.packages.clone(),
+    };
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|dir| Utf8PathBuf::from_path_buf(dir).ok())
+        .unwrap_or_else(|| Utf8PathBuf::from("."));
+    let project = discovery.find(&cwd)?;
     let settings = Settings {
-        manifest,
-        lock_path,
+        manifest: project.manifest,
+        lock_path: project.lock_path,
         cache: match &common.cache_dir {
             Some(dir) => Cache::new(dir.clone()),
             None => Cache::from_env(&env),
@@ -194,16 +229,17 @@ fn run(command: Run, common: &CommonArgs, reporter: &Terminal) -> Result<(), Err
         mode,
         offline: common.offline || env("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v)),
         jobs: usize::from(common.jobs),
+        selection: project.selection,
     };
     match command {
-        Run::Lock(_, check) => {
+        Run::Lock(check) => {
             let resolution = sync::lock(&settings, reporter, check)?;
             if !check && !resolution.lock_changed {
                 reporter.status("Fresh", &format!("{} is up to date", settings.lock_path));
             }
             Ok(())
         }
-        Run::Sync(_, _, true) => {
+        Run::Sync(_, true) => {
             let (_, plans) = sync::plan(&settings, reporter)?;
             print_plan(&plans, mode == LockMode::Frozen);
             Ok(())
@@ -227,14 +263,6 @@ fn run(command: Run, common: &CommonArgs, reporter: &Terminal) -> Result<(), Err
             }
             Ok(())
         }
-    }
-}
-
-/// `facehugger.lock` in the manifest's folder.
-fn lock_path_for(manifest: &Utf8Path) -> Utf8PathBuf {
-    match manifest.parent() {
-        Some(dir) if !dir.as_str().is_empty() => dir.join(LOCK_FILE),
-        _ => Utf8PathBuf::from(LOCK_FILE),
     }
 }
 
@@ -362,14 +390,7 @@ mod tests {
     }
 
     #[test]
-    fn the_lock_sits_beside_the_manifest() {
-        assert_eq!(
-            lock_path_for(Utf8Path::new("facehugger.yaml")),
-            "facehugger.lock"
-        );
-        assert_eq!(
-            lock_path_for(Utf8Path::new("a/b/m.yaml")),
-            "a/b/facehugger.lock"
-        );
+    fn the_cargo_command_line_is_well_formed() {
+        CargoCli::command().debug_assert();
     }
 }

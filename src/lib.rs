@@ -2,6 +2,7 @@
 //! them into the shared HF cache.
 
 pub mod cache;
+pub mod cargo;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
@@ -9,6 +10,8 @@ pub mod hub;
 pub mod lock;
 pub mod manifest;
 pub mod patterns;
+#[cfg(feature = "cli")]
+pub mod project;
 pub mod repo;
 pub mod sync;
 

@@ -46,6 +46,8 @@ pub struct Model {
     pub include: Option<Vec<String>>,
     /// Exclude patterns: `None` excludes nothing.
     pub exclude: Option<Vec<String>>,
+    /// The name of the constant the build-script API generates for it (default: from the repo id).
+    pub name: Option<String>,
     /// Where the entry starts in the manifest (`file:line:column`), for error messages.
     pub origin: String,
 }
@@ -124,57 +126,112 @@ struct RawModel {
     include: Option<Patterns>,
     exclude: Option<Patterns>,
     repo_type: Option<Spanned<String>>,
+    name: Option<Spanned<String>>,
 }
 
 impl RawModel {
     fn validate(self, path: &Utf8Path, origin: String) -> Result<Model, Error> {
-        let invalid = |line: u64, column: u64, what: String| Error::Manifest {
-            message: format!("{path}:{line}:{column}: {what}"),
+        let located = |spanned: Spanned<String>| Located {
+            place: format!(
+                "{path}:{}:{}",
+                spanned.referenced.line(),
+                spanned.referenced.column()
+            ),
+            value: spanned.value,
+        };
+        ModelFields {
+            repo: located(self.repo),
+            reference: self.reference.map(located),
+            include: self.include.map(|patterns| patterns.0),
+            exclude: self.exclude.map(|patterns| patterns.0),
+            repo_type: self.repo_type.map(located),
+            name: self.name.map(located),
+            origin,
+        }
+        .validate()
+    }
+}
+
+/// A value and where it was written (`file:line:column`, plus the key path for Cargo.toml), so
+/// that validation errors point at it whatever the file format.
+#[derive(Debug, Clone)]
+pub(crate) struct Located<T> {
+    pub(crate) value: T,
+    pub(crate) place: String,
+}
+
+/// The fields of one model entry as read from `facehugger.yaml` or a Cargo.toml table, before
+/// validation.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelFields {
+    pub(crate) repo: Located<String>,
+    pub(crate) reference: Option<Located<String>>,
+    pub(crate) include: Option<Vec<String>>,
+    pub(crate) exclude: Option<Vec<String>>,
+    pub(crate) repo_type: Option<Located<String>>,
+    pub(crate) name: Option<Located<String>>,
+    pub(crate) origin: String,
+}
+
+impl ModelFields {
+    /// Checks every field and builds the model; errors start with the field's place.
+    pub(crate) fn validate(self) -> Result<Model, Error> {
+        let invalid = |place: &str, what: String| Error::Manifest {
+            message: format!("{place}: {what}"),
         };
         let repo_type = match &self.repo_type {
             None => RepoType::Model,
-            Some(spanned) => RepoType::parse(&spanned.value).ok_or_else(|| {
+            Some(kind) => RepoType::parse(&kind.value).ok_or_else(|| {
                 invalid(
-                    spanned.referenced.line(),
-                    spanned.referenced.column(),
+                    &kind.place,
                     format!(
                         "unknown repo_type `{}`: expected `model`, `dataset` or `space`",
-                        spanned.value
+                        kind.value
                     ),
                 )
             })?,
         };
-        let repo = &self.repo;
-        validate_repo_id(&repo.value).map_err(|why| {
-            invalid(
-                repo.referenced.line(),
-                repo.referenced.column(),
-                format!("invalid repo: {why}"),
-            )
-        })?;
+        validate_repo_id(&self.repo.value)
+            .map_err(|why| invalid(&self.repo.place, format!("invalid repo: {why}")))?;
         let reference = match self.reference {
             None => DEFAULT_REF.to_owned(),
-            Some(spanned) => {
-                validate_ref(&spanned.value).map_err(|why| {
-                    invalid(
-                        spanned.referenced.line(),
-                        spanned.referenced.column(),
-                        format!("invalid ref: {why}"),
-                    )
-                })?;
-                spanned.value
+            Some(reference) => {
+                validate_ref(&reference.value)
+                    .map_err(|why| invalid(&reference.place, format!("invalid ref: {why}")))?;
+                reference.value
             }
         };
+        if let Some(name) = &self.name {
+            validate_name(&name.value)
+                .map_err(|why| invalid(&name.place, format!("invalid name: {why}")))?;
+        }
         Ok(Model {
             repo: Repo {
                 repo_type,
                 id: self.repo.value,
             },
             reference,
-            include: self.include.map(|patterns| patterns.0),
-            exclude: self.exclude.map(|patterns| patterns.0),
-            origin,
+            include: self.include,
+            exclude: self.exclude,
+            name: self.name.map(|name| name.value),
+            origin: self.origin,
         })
+    }
+}
+
+/// A model's `name` becomes a Rust constant: letters, digits and `_`, not starting with a digit.
+fn validate_name(name: &str) -> Result<(), String> {
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an identifier: use letters, digits and `_`, not starting with a digit"
+        ))
     }
 }
 

@@ -17,10 +17,10 @@ use crate::cache::{Cache, write_if_changed};
 use crate::error::Error;
 use crate::hub::{Hub, HubConfig};
 use crate::lock::{Lock, LockEntry};
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Model};
 use crate::repo::{Repo, RepoFile, is_commit_sha};
 use execute::{Job, install, run_parallel};
-use plan::{Action, CacheView, ModelPlan, Resolved, model_name, plan_model};
+use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, model_name, plan_model};
 
 /// How the lock file is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,6 +51,29 @@ pub struct Settings {
     pub offline: bool,
     /// Parallel requests (`-j`).
     pub jobs: usize,
+    /// The models to sync, as indices into `manifest.models`; `None` for all. The lock always
+    /// covers every model (`-p` in a workspace syncs some members but keeps the whole lock).
+    pub selection: Option<Vec<usize>>,
+}
+
+impl Settings {
+    /// A model is synced unless a selection leaves it out.
+    fn is_selected(&self, model: &Model) -> bool {
+        match &self.selection {
+            None => true,
+            Some(indices) => indices
+                .iter()
+                .any(|&index| self.manifest.models.get(index) == Some(model)),
+        }
+    }
+
+    fn selected_models(&self) -> Vec<Model> {
+        let models = self.manifest.models.iter();
+        models
+            .filter(|model| self.is_selected(model))
+            .cloned()
+            .collect()
+    }
 }
 
 /// Where progress goes: the CLI prints status lines, a build script stays quiet.
@@ -78,6 +101,17 @@ pub struct Resolution {
     pub lock: Lock,
     /// Whether the lock file on disk differs from it (or is missing).
     pub lock_changed: bool,
+}
+
+impl Resolution {
+    /// The resolved models that the settings select for syncing.
+    fn selected(&self, settings: &Settings) -> Vec<Resolved> {
+        let models = self.models.iter();
+        models
+            .filter(|resolved| settings.is_selected(&resolved.model))
+            .cloned()
+            .collect()
+    }
 }
 
 /// What a sync did.
@@ -179,8 +213,9 @@ pub fn plan(
     reporter: &dyn Reporter,
 ) -> Result<(Resolution, Vec<ModelPlan>), Error> {
     let resolution = resolve(settings, reporter)?;
-    let (listings, _) = list_commits(settings, &resolution.models)?;
-    let plans = plan_all(settings, &resolution.models, &listings);
+    let selected = resolution.selected(settings);
+    let (listings, _) = list_commits(settings, &selected)?;
+    let plans = plan_all(settings, &selected, &listings);
     Ok((resolution, plans))
 }
 
@@ -189,8 +224,9 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
     let started = Instant::now();
     let resolution = resolve(settings, reporter)?;
     write_lock(settings, &resolution, reporter)?;
-    let (listings, fetched) = list_commits(settings, &resolution.models)?;
-    let plans = plan_all(settings, &resolution.models, &listings);
+    let selected = resolution.selected(settings);
+    let (listings, fetched) = list_commits(settings, &selected)?;
+    let plans = merge_plans(plan_all(settings, &selected, &listings));
     if settings.offline {
         check_offline(&plans)?;
     }
@@ -202,7 +238,7 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
             .write_tree(repo, commit, &listings[&(repo.clone(), commit.clone())])
             .map_err(|error| error.for_model(format!("{repo}@{commit}")))?;
     }
-    for resolved in &resolution.models {
+    for resolved in &selected {
         let model = &resolved.model;
         cache
             .write_ref(&model.repo, &model.reference, &resolved.commit)
@@ -265,9 +301,9 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
             Error::Several { failures }
         });
     }
-    report.snapshots = resolution
-        .models
+    report.snapshots = plans
         .iter()
+        .map(|plan| &plan.resolved)
         .map(|r| (r.name(), cache.snapshot_dir(&r.model.repo, &r.commit)))
         .collect();
     report.elapsed = started.elapsed();
@@ -283,7 +319,7 @@ fn resolve_frozen(settings: &Settings, lock: Option<&Lock>) -> Result<Vec<Resolv
     };
     let mut missing = Vec::new();
     let mut models = Vec::new();
-    for model in &settings.manifest.models {
+    for model in &settings.selected_models() {
         let commit = match lock.find(&model.repo, &model.reference) {
             Some(entry) => entry.revision.clone(),
             None if is_commit_sha(&model.reference) => model.reference.clone(),

@@ -104,6 +104,30 @@ pub fn plan_model(resolved: Resolved, listing: &[RepoFile], cache: &dyn CacheVie
     ModelPlan { resolved, files }
 }
 
+/// Merges the plans of entries that name the same repo and ref (a workspace may declare a model
+/// in several crates): one plan whose files are the union of theirs.
+pub fn merge_plans(plans: Vec<ModelPlan>) -> Vec<ModelPlan> {
+    let mut merged: Vec<ModelPlan> = Vec::with_capacity(plans.len());
+    for plan in plans {
+        let name = plan.resolved.name();
+        match merged
+            .iter_mut()
+            .find(|known| known.resolved.name() == name)
+        {
+            Some(known) => {
+                for file in plan.files {
+                    if !known.files.iter().any(|f| f.file.path == file.file.path) {
+                        known.files.push(file);
+                    }
+                }
+                known.files.sort_by(|a, b| a.file.path.cmp(&b.file.path));
+            }
+            None => merged.push(plan),
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,6 +163,7 @@ mod tests {
                 reference: "main".into(),
                 include: Some(vec!["*.json".into(), "*.bin".into()]),
                 exclude: Some(vec!["skip*".into()]),
+                name: None,
                 origin: "m.yaml:2:5".into(),
             },
             commit: "c".repeat(40),
@@ -166,5 +191,22 @@ mod tests {
         );
         assert_eq!(plan.download_bytes(), 10);
         assert_eq!(plan.resolved.name(), "acme/tiny@main");
+
+        // The same repo and ref declared again with other patterns: one plan, files united.
+        let mut other = plan.resolved.clone();
+        other.model.include = Some(vec!["README.md".into(), "config.json".into()]);
+        other.model.origin = "Cargo.toml:9:1".into();
+        let second = plan_model(other, &listing, &FakeCache);
+        let merged = merge_plans(vec![plan, second]);
+        assert_eq!(merged.len(), 1);
+        let paths: Vec<&str> = merged[0]
+            .files
+            .iter()
+            .map(|f| f.file.path.as_str())
+            .collect();
+        assert_eq!(
+            paths,
+            ["README.md", "config.json", "model.bin", "other.bin"]
+        );
     }
 }

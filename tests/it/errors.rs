@@ -56,7 +56,7 @@ fn manifest_errors_name_the_file_line_and_column() {
     std::fs::remove_file(env.project().join("facehugger.yaml")).unwrap();
     let run = env.run(&[]).failure(2);
     assert!(
-        run.stderr.contains("facehugger.yaml: no such manifest"),
+        run.stderr.contains("error: no `facehugger.yaml` in `"),
         "{}",
         run.stderr
     );
