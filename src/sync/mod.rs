@@ -252,7 +252,11 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
         let to_download = plan.files_needing(Action::Download).count();
         let fresh = plan.files_needing(Action::Fresh).count();
         report.fresh_files += fresh;
-        if to_download == 0 && fresh == plan.files.len() {
+        if plan.files.is_empty() {
+            reporter.warn(&format!(
+                "{name}: no file matches its include/exclude patterns"
+            ));
+        } else if to_download == 0 && fresh == plan.files.len() {
             reporter.status("Fresh", &format!("{name} ({})", files(plan.files.len())));
         } else if to_download > 0 {
             reporter.status(

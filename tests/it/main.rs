@@ -3,6 +3,8 @@
 // Test helpers are `pub` for the sibling modules of this one binary.
 #![allow(unreachable_pub)]
 
+mod cargo;
+mod docker;
 mod errors;
 mod faults;
 mod interop;

@@ -56,16 +56,31 @@ impl Env {
     /// `facehugger ARGS` in the project, against the hub, with a clean environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_facehugger"));
-        cmd.current_dir(self.project())
-            .env_clear()
+        cmd.current_dir(self.project()).args(args);
+        self.with_env(&mut cmd);
+        cmd
+    }
+
+    /// `cargo-facehugger facehugger ARGS` in `dir`, as `cargo facehugger` runs it, with the
+    /// toolchain reachable (cargo metadata needs it).
+    pub fn cargo_cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-facehugger"));
+        cmd.current_dir(dir).arg("facehugger").args(args);
+        self.with_env(&mut cmd);
+        cmd
+    }
+
+    fn with_env(&self, cmd: &mut Command) {
+        cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())
             .env("HF_HOME", self.home())
             .env("HF_HUB_CACHE", self.cache())
             .env("HF_ENDPOINT", self.hub.endpoint())
-            .env("FACEHUGGER_BACKOFF_MS", "5")
-            .args(args);
-        cmd
+            .env("FACEHUGGER_BACKOFF_MS", "5");
+        for (name, value) in toolchain_env() {
+            cmd.env(name, value);
+        }
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -92,6 +107,36 @@ impl Env {
 
     pub fn repo_dir(&self, folder: &str) -> PathBuf {
         self.cache().join(folder)
+    }
+}
+
+/// Where cargo and rustup live: the tests move HOME, so these must be explicit.
+pub fn toolchain_env() -> Vec<(&'static str, String)> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let mut vars = vec![
+        (
+            "CARGO_HOME",
+            std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{home}/.cargo")),
+        ),
+        (
+            "RUSTUP_HOME",
+            std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{home}/.rustup")),
+        ),
+    ];
+    for name in ["CARGO", "RUSTUP_TOOLCHAIN"] {
+        if let Ok(value) = std::env::var(name) {
+            vars.push((name, value));
+        }
+    }
+    vars
+}
+
+/// Writes files under `root`: `(relative path, contents)`.
+pub fn write_files(root: &Path, files: &[(&str, &str)]) {
+    for (path, contents) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
     }
 }
 

@@ -408,3 +408,16 @@ fn status_lines_are_coloured_only_when_asked_or_on_a_terminal() {
         coloured.stderr
     );
 }
+
+#[test]
+fn a_model_whose_patterns_match_nothing_is_a_warning() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.gguf\"\n");
+    let run = env.run(&[]).success();
+    assert!(
+        run.stderr
+            .contains("warning: acme/tiny@main: no file matches its include/exclude patterns"),
+        "{}",
+        run.stderr
+    );
+}

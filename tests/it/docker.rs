@@ -1,0 +1,446 @@
+//! The Dockerfile. No Docker engine runs on the development or CI machines, so the images are never
+//! built there; these tests check what can be checked without one: the stages and commands that
+//! README.md's "Docker" section documents exist, the default image is the runtime image, which runs
+//! `facehugger` as a non-root user with the documented mounts, and the `image-test` stage's sync
+//! script works (run here on the host, against the in-process test hub).
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Options, TestHub};
+
+/// One instruction: its keyword (upper case), its arguments with line continuations joined, and
+/// the line it starts on.
+#[derive(Debug)]
+struct Instruction {
+    line: usize,
+    keyword: String,
+    args: String,
+}
+
+/// A build stage: `FROM <base> [AS <name>]` and the instructions up to the next `FROM`.
+#[derive(Debug)]
+struct Stage {
+    base: String,
+    name: Option<String>,
+    instructions: Vec<Instruction>,
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(name: &str) -> String {
+    std::fs::read_to_string(root().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// The Dockerfile's instructions, as Docker reads them: comment lines (parser directives included)
+/// and blank lines are skipped, also inside a continued instruction; a line ending in `\` goes on
+/// with the next line.
+fn instructions(text: &str) -> Vec<Instruction> {
+    let mut out = Vec::new();
+    let mut current: Option<(usize, String)> = None;
+    for (index, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let line = line.trim_end();
+        let (piece, continued) = match line.strip_suffix('\\') {
+            Some(piece) => (piece, true),
+            None => (line, false),
+        };
+        let (start, mut joined) = current.take().unwrap_or((index + 1, String::new()));
+        joined.push_str(piece);
+        if continued {
+            current = Some((start, joined));
+            continue;
+        }
+        let joined = joined.trim();
+        let (keyword, args) = joined
+            .split_once(char::is_whitespace)
+            .unwrap_or((joined, ""));
+        out.push(Instruction {
+            line: start,
+            keyword: keyword.to_ascii_uppercase(),
+            args: args.trim().to_owned(),
+        });
+    }
+    assert!(
+        current.is_none(),
+        "the Dockerfile ends inside a continued line"
+    );
+    out
+}
+
+fn stages(text: &str) -> Vec<Stage> {
+    let mut stages: Vec<Stage> = Vec::new();
+    for instruction in instructions(text) {
+        if instruction.keyword == "FROM" {
+            let words: Vec<&str> = instruction
+                .args
+                .split_whitespace()
+                .filter(|w| !w.starts_with("--"))
+                .collect();
+            let name = match words.as_slice() {
+                [_, as_, name] if as_.eq_ignore_ascii_case("as") => Some(name.to_string()),
+                [_] => None,
+                _ => panic!(
+                    "line {}: FROM {} is not `FROM <image> [AS <name>]`",
+                    instruction.line, instruction.args
+                ),
+            };
+            stages.push(Stage {
+                base: words[0].to_owned(),
+                name,
+                instructions: Vec::new(),
+            });
+        } else if let Some(stage) = stages.last_mut() {
+            stage.instructions.push(instruction);
+        } else {
+            assert_eq!(
+                instruction.keyword, "ARG",
+                "line {}: only ARG may come before the first FROM",
+                instruction.line
+            );
+        }
+    }
+    stages
+}
+
+fn dockerfile() -> Vec<Stage> {
+    stages(&read("Dockerfile"))
+}
+
+fn stage<'a>(stages: &'a [Stage], name: &str) -> &'a Stage {
+    stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("the Dockerfile has no `FROM ... AS {name}` stage"))
+}
+
+/// A stage and the stages it is built on, base first (an image that is not a stage ends the chain).
+fn chain<'a>(stages: &'a [Stage], stage: &'a Stage) -> Vec<&'a Stage> {
+    let mut out = vec![stage];
+    let mut base = &stage.base;
+    while let Some(parent) = stages.iter().find(|s| s.name.as_ref() == Some(base)) {
+        assert!(out.len() <= stages.len(), "FROM cycle through {base}");
+        out.push(parent);
+        base = &parent.base;
+    }
+    out.reverse();
+    out
+}
+
+/// The instructions with this keyword that the stage's image ends up with, from its bases on.
+fn effective<'a>(stages: &'a [Stage], stage: &'a Stage, keyword: &str) -> Vec<&'a Instruction> {
+    chain(stages, stage)
+        .into_iter()
+        .flat_map(|s| &s.instructions)
+        .filter(|i| i.keyword == keyword)
+        .collect()
+}
+
+/// `$NAME` and `${NAME}` replaced by the defaults of the stage's `ARG NAME=default`.
+fn expand(value: &str, stage: &Stage) -> String {
+    let mut args = BTreeMap::new();
+    for arg in stage.instructions.iter().filter(|i| i.keyword == "ARG") {
+        if let Some((name, default)) = arg.args.split_once('=') {
+            args.insert(
+                name.trim().to_owned(),
+                default.trim().trim_matches('"').to_owned(),
+            );
+        }
+    }
+    let mut out = value.to_owned();
+    for (name, default) in &args {
+        out = out
+            .replace(&format!("${{{name}}}"), default)
+            .replace(&format!("${name}"), default);
+    }
+    assert!(
+        !out.contains('$'),
+        "{value}: a variable that no ARG of the stage defines"
+    );
+    out
+}
+
+/// `ENV` keys and values (`ENV KEY=VALUE ...` form) over the stage and its bases.
+fn env_of(stages: &[Stage], stage: &Stage) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    for instruction in effective(stages, stage, "ENV") {
+        for pair in instruction.args.split_whitespace() {
+            let (key, value) = pair
+                .split_once('=')
+                .unwrap_or_else(|| panic!("line {}: use ENV KEY=VALUE", instruction.line));
+            env.insert(key.to_owned(), value.trim_matches('"').to_owned());
+        }
+    }
+    env
+}
+
+/// An exec-form (JSON array) instruction's words.
+fn exec_form(instruction: &Instruction) -> Vec<String> {
+    serde_json::from_str(&instruction.args).unwrap_or_else(|e| {
+        panic!(
+            "line {}: {} {} is not in exec form: {e}",
+            instruction.line, instruction.keyword, instruction.args
+        )
+    })
+}
+
+/// README.md's `## Docker` section.
+fn readme_docker_section() -> String {
+    let readme = read("README.md");
+    let start = readme
+        .find("\n## Docker\n")
+        .expect("README.md has a `## Docker` section");
+    let section = &readme[start + 1..];
+    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    section[..end].to_owned()
+}
+
+/// Each command line of the section that starts with `docker <verb>` (a `$ ` prompt allowed), as
+/// words (double quotes dropped; the documented commands quote no spaces).
+fn readme_commands(verb: &str) -> Vec<Vec<String>> {
+    readme_docker_section()
+        .lines()
+        .map(|l| l.trim().trim_start_matches("$ "))
+        .filter(|l| l.starts_with(&format!("docker {verb} ")))
+        .map(|l| {
+            let command = l.split(" #").next().unwrap();
+            command
+                .split_whitespace()
+                .map(|w| w.replace('"', ""))
+                .collect()
+        })
+        .collect()
+}
+
+/// A flag's values in a command: `--flag value` and `--flag=value`.
+fn flag_values(command: &[String], flags: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, word) in command.iter().enumerate() {
+        for flag in flags {
+            if word == flag {
+                out.push(command.get(i + 1).cloned().unwrap_or_default());
+            } else if let Some(value) = word.strip_prefix(&format!("{flag}=")) {
+                out.push(value.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_docker_build_targets_are_stages_of_the_dockerfile() {
+    let stages = dockerfile();
+    let names: Vec<&str> = stages.iter().filter_map(|s| s.name.as_deref()).collect();
+    let builds = readme_commands("build");
+    let targets: Vec<String> = builds
+        .iter()
+        .flat_map(|c| flag_values(c, &["--target"]))
+        .collect();
+    for documented in ["check", "image-test"] {
+        assert!(
+            targets.iter().any(|t| t == documented),
+            "README.md documents no `docker build --target {documented} .` (it has {builds:?})"
+        );
+    }
+    for target in &targets {
+        assert!(
+            names.contains(&target.as_str()),
+            "README.md builds `--target {target}`, but the Dockerfile's stages are {names:?}"
+        );
+    }
+    assert!(
+        builds
+            .iter()
+            .any(|c| flag_values(c, &["--target"]).is_empty()),
+        "README.md documents no plain `docker build -t facehugger .` (it has {builds:?})"
+    );
+    // The runtime stage, and the default target (the last stage) builds on it.
+    let runtime = stage(&stages, "runtime");
+    let last = stages.last().expect("the Dockerfile has stages");
+    assert!(
+        chain(&stages, last)
+            .iter()
+            .any(|s| std::ptr::eq(*s, runtime)),
+        "the last stage (the default target) must be the runtime image, not FROM {}",
+        last.base
+    );
+    // The checks are built from the sources, the image test from the runtime image.
+    assert_eq!(stage(&stages, "image-test").base, "runtime");
+    let check = stage(&stages, "check");
+    let check_runs: String = effective(&stages, check, "RUN")
+        .iter()
+        .map(|i| i.args.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for step in ["cargo fmt", "cargo clippy", "-D warnings", "scripts/test"] {
+        assert!(
+            check_runs.contains(step),
+            "the check stage does not run `{step}`"
+        );
+    }
+}
+
+#[test]
+fn the_runtime_image_runs_facehugger_as_a_non_root_user() {
+    let stages = dockerfile();
+    let runtime = stage(&stages, "runtime");
+    let last = stages.last().unwrap();
+    for image in [runtime, last] {
+        let what = format!("the image of the stage FROM {}", image.base);
+        let user = effective(&stages, image, "USER")
+            .last()
+            .map(|i| expand(&i.args, runtime))
+            .unwrap_or_else(|| panic!("{what} sets no USER, so it runs as root"));
+        let account = user.split(':').next().unwrap();
+        assert!(
+            !account.is_empty() && account != "root" && account != "0",
+            "{what} runs as {user}"
+        );
+        let entrypoint = effective(&stages, image, "ENTRYPOINT")
+            .last()
+            .map(|i| exec_form(i))
+            .unwrap_or_else(|| panic!("{what} has no ENTRYPOINT"));
+        assert_eq!(
+            entrypoint.first().map(String::as_str),
+            Some("facehugger"),
+            "{what}: ENTRYPOINT {entrypoint:?}"
+        );
+    }
+    // The image test runs as the runtime's user, the one it is there to check.
+    assert!(
+        !stage(&stages, "image-test")
+            .instructions
+            .iter()
+            .any(|i| i.keyword == "USER"),
+        "the image-test stage must not change USER"
+    );
+}
+
+#[test]
+fn the_readme_docker_run_mounts_are_the_runtime_workdir_and_hf_home_volume() {
+    let stages = dockerfile();
+    let runtime = stage(&stages, "runtime");
+    let env = env_of(&stages, runtime);
+    let hf_home = env.get("HF_HOME").expect("the runtime image sets HF_HOME");
+    let volumes: Vec<String> = effective(&stages, runtime, "VOLUME")
+        .iter()
+        .flat_map(|i| exec_form(i))
+        .collect();
+    assert!(
+        volumes.contains(hf_home),
+        "HF_HOME {hf_home} is not a VOLUME ({volumes:?})"
+    );
+    let workdir = effective(&stages, runtime, "WORKDIR")
+        .last()
+        .map(|i| i.args.clone())
+        .expect("the runtime image sets a WORKDIR for the manifest");
+    let runs = readme_commands("run");
+    assert!(!runs.is_empty(), "README.md documents no `docker run`");
+    for run in &runs {
+        let mounts = flag_values(run, &["-v", "--volume"]);
+        let targets: Vec<&str> = mounts
+            .iter()
+            .map(|m| m.split(':').nth(1).expect("a -v SOURCE:TARGET mount"))
+            .collect();
+        assert!(
+            targets.contains(&workdir.as_str()),
+            "{run:?} mounts no project at {workdir}"
+        );
+        assert!(
+            targets.contains(&hf_home.as_str()),
+            "{run:?} mounts no cache at {hf_home}"
+        );
+    }
+}
+
+/// The image test's sync script (the `RUN` that starts `test-hub`), run by the stage's `SHELL` on
+/// this machine: `facehugger` is the binary under test, `test-hub` a stand-in that announces the
+/// in-process hub, and HF_HOME, the fixtures and the working directory are temporary stand-ins for
+/// the image's paths.
+#[test]
+fn the_image_test_sync_script_passes_against_the_test_hub() {
+    let stages = dockerfile();
+    let image_test = stage(&stages, "image-test");
+    let script = image_test
+        .instructions
+        .iter()
+        .find(|i| i.keyword == "RUN" && i.args.contains("test-hub "))
+        .expect("the image-test stage runs a sync against test-hub");
+    let shell = effective(&stages, image_test, "SHELL")
+        .last()
+        .map(|i| exec_form(i))
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+    let env = env_of(&stages, image_test);
+    for key in ["HF_HOME", "TEST_HUB_FIXTURES"] {
+        assert!(
+            env.contains_key(key),
+            "the image-test stage has no ENV {key}"
+        );
+    }
+
+    let hub = TestHub::start(Options::default()).expect("the test hub starts");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    let work = dir.path().join("work");
+    for folder in [&bin, &work] {
+        std::fs::create_dir_all(folder).unwrap();
+    }
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_facehugger"), bin.join("facehugger")).unwrap();
+    let stand_in = bin.join("test-hub");
+    std::fs::write(
+        &stand_in,
+        format!(
+            "#!/bin/sh\n\
+             # Stand-in for the test-hub binary: announces the hub the test started in-process.\n\
+             [ \"$1\" = --fixtures ] && [ -f \"$2/tiny.toml\" ] || {{ echo \"test-hub: bad arguments: $*\" >&2; exit 2; }}\n\
+             printf 'endpoint=%s\\ncdn=%s\\n' '{}' '{}'\n\
+             exec sleep 300\n",
+            hub.endpoint(),
+            hub.cdn_origin()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let hf_home: PathBuf = dir.path().join("hf-home");
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new(&shell[0])
+        .args(&shell[1..])
+        .arg(&script.args)
+        .current_dir(&work)
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", dir.path())
+        .env("HF_HOME", &hf_home)
+        .env("TEST_HUB_FIXTURES", root().join("fixtures/hub"))
+        .output()
+        .expect("the stage's shell runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the image-test script (Dockerfile line {}) failed\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        script.line
+    );
+    assert!(stdout.contains("Fresh acme/tiny@main"), "{stdout}");
+    assert!(
+        hub.requests()
+            .iter()
+            .any(|r| r.url.starts_with("/api/models/acme/tiny/revision/")),
+        "the script never asked the hub"
+    );
+    // It cleans up after itself, so the image keeps no trace of the test.
+    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
+    assert!(!hf_home.join("hub").exists());
+}
