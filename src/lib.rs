@@ -1,6 +1,7 @@
 //! facehugger: declare the Hugging Face Hub repos a project needs, lock them to commits, and sync
 //! them into the shared HF cache.
 
+pub mod build;
 pub mod cache;
 pub mod cargo;
 #[cfg(feature = "cli")]

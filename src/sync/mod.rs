@@ -32,6 +32,9 @@ pub enum LockMode {
     Locked,
     /// Trust the lock: no resolution, no lock write (`--frozen`).
     Frozen,
+    /// Resolve every ref but never write the lock: for build scripts, whose source tree may be
+    /// read-only.
+    InMemory,
 }
 
 /// Everything `lock` and `sync` need, resolved from flags, manifest and environment.
@@ -127,6 +130,8 @@ pub struct Report {
     pub fresh_files: usize,
     /// The snapshot folder of each model, in manifest order.
     pub snapshots: Vec<(String, Utf8PathBuf)>,
+    /// Each synced model with its commit, in manifest order.
+    pub resolved: Vec<Resolved>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -137,8 +142,12 @@ pub fn resolve(settings: &Settings, reporter: &dyn Reporter) -> Result<Resolutio
     let existing = Lock::load(&settings.lock_path)?;
     let models = match settings.mode {
         LockMode::Frozen => resolve_frozen(settings, existing.as_ref())?,
-        LockMode::Update | LockMode::Locked if settings.offline => resolve_from_cache(settings)?,
-        LockMode::Update | LockMode::Locked => resolve_online(settings, reporter)?,
+        LockMode::Update | LockMode::Locked | LockMode::InMemory if settings.offline => {
+            resolve_from_cache(settings)?
+        }
+        LockMode::Update | LockMode::Locked | LockMode::InMemory => {
+            resolve_online(settings, reporter)?
+        }
     };
     let lock = Lock::from_entries(models.iter().map(|resolved| LockEntry {
         repo: resolved.model.repo.clone(),
@@ -198,7 +207,7 @@ fn write_lock(
     resolution: &Resolution,
     reporter: &dyn Reporter,
 ) -> Result<(), Error> {
-    if settings.mode == LockMode::Frozen {
+    if matches!(settings.mode, LockMode::Frozen | LockMode::InMemory) {
         return Ok(());
     }
     if write_if_changed(&settings.lock_path, &resolution.lock.render())? {
@@ -310,6 +319,7 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
         .map(|plan| &plan.resolved)
         .map(|r| (r.name(), cache.snapshot_dir(&r.model.repo, &r.commit)))
         .collect();
+    report.resolved = selected;
     report.elapsed = started.elapsed();
     Ok(report)
 }
