@@ -128,6 +128,41 @@ fn an_example_crate_gets_its_models_at_build_time() {
         run.stderr
     );
 
+    // As a dependency of another crate, it uses the lock that travels with it: no resolution.
+    let consumer = env.dir.path().join("consumer");
+    write_files(
+        &consumer,
+        &[
+            (
+                "Cargo.toml",
+                &format!(
+                    "[package]\nname = \"consumer\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n\n[dependencies]\nfacehugger-example = {{ path = {:?} }}\n",
+                    example.display().to_string()
+                ),
+            ),
+            (
+                "src/lib.rs",
+                "pub fn config() -> &'static [u8] { facehugger_example::CONFIG }\n",
+            ),
+        ],
+    );
+    std::fs::copy(example.join("Cargo.lock"), consumer.join("Cargo.lock")).unwrap();
+    env.hub.clear_requests();
+    // A variable the script reads, changed, so that its run here is certain.
+    let run = cargo(
+        &env,
+        &consumer,
+        &["build", "-v"],
+        &[("HF_HUB_DOWNLOAD_TIMEOUT", "11")],
+    )
+    .success();
+    assert!(
+        run.stderr.contains("facehugger-example") && run.stderr.contains("build-script-build`"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.count("/api/"), 0, "{:?}", env.requests());
+
     // Offline with an empty cache: the error lists what is missing and how to fetch it.
     let empty = env.dir.path().join("empty-cache");
     let run = cargo(
