@@ -177,7 +177,9 @@ fn sync_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<BuiltModel>, Er
                 LockMode::InMemory
             },
             offline,
-            jobs: 8,
+            jobs: sync::DEFAULT_JOBS,
+            connections_per_file: sync::DEFAULT_CONNECTIONS_PER_FILE,
+            chunk_bytes: sync::DEFAULT_CHUNK_BYTES,
             selection: None,
         };
         let report = sync::sync(&settings, &Quiet).map_err(|error| offline_hint(error, offline))?;

@@ -199,7 +199,9 @@ impl Cache {
         fs::create_dir_all(parent)
             .map_err(|err| Error::io("create the blobs folder", parent, err))?;
         let temp = unique_sibling(&blob, "incomplete");
+        // Readable too: large files are hashed by reading back the chunks just written.
         let file = OpenOptions::new()
+            .read(true)
             .write(true)
             .create_new(true)
             .mode(0o644)

@@ -115,9 +115,16 @@ struct CommonArgs {
     /// The HF hub cache [default: HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<Utf8PathBuf>,
-    /// Parallel downloads and requests
-    #[arg(short, long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Connections open at once: parallel files, and chunks of large files
+    #[arg(short, long, value_name = "N", default_value_t = sync::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
+    /// Connections one large file may use at once (within --jobs)
+    #[arg(long, value_name = "N", default_value_t = sync::DEFAULT_CONNECTIONS_PER_FILE as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    connections_per_file: u16,
+    /// Chunk size, in KiB, of the ranged requests that fetch a large file (files of at least
+    /// twice this size are chunked)
+    #[arg(long, value_name = "KIB", default_value_t = sync::DEFAULT_CHUNK_BYTES / 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    chunk_size: u64,
     /// Print only errors
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
@@ -229,6 +236,8 @@ fn run(command: Run, common: &CommonArgs, reporter: &Terminal) -> Result<(), Err
         mode,
         offline: common.offline || env("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v)),
         jobs: usize::from(common.jobs),
+        connections_per_file: usize::from(common.connections_per_file),
+        chunk_bytes: common.chunk_size * 1024,
         selection: project.selection,
     };
     match command {

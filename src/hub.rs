@@ -182,6 +182,22 @@ pub enum HubError {
         /// The cause.
         message: String,
     },
+    /// The CDN refused a URL the Hub redirected to (it expired): the Hub must be asked again.
+    #[error("{what} failed: HTTP {status} from {url} (an expired download link?)")]
+    ExpiredLocation {
+        /// What was being done.
+        what: String,
+        /// The status code.
+        status: u16,
+        /// The URL, without query string.
+        url: String,
+    },
+    /// The server answered a ranged request with the whole file.
+    #[error("{what}: the server does not answer ranged requests")]
+    RangeIgnored {
+        /// What was being done.
+        what: String,
+    },
     /// The server answered something that is not what the Hub answers.
     #[error("{what}: unexpected answer from {url}: {message}")]
     InvalidResponse {
@@ -219,6 +235,49 @@ pub struct Download {
     pub body: Body,
     /// The offset the body starts at: the requested one for a 206, 0 for a 200.
     pub offset: u64,
+    /// Whether the server answered the range (206), rather than the whole file (200).
+    pub partial: bool,
+}
+
+/// Where a file's bytes are once the Hub's redirect is followed (the CDN URL). The requests for
+/// one file share it, so that every chunk after the first goes straight to the CDN; an expired
+/// URL is forgotten and the Hub asked again.
+#[derive(Debug, Default)]
+pub struct Location(std::sync::Mutex<Option<String>>);
+
+impl Location {
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, url: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = url;
+    }
+}
+
+/// Bytes `start..end` of a file (`end` exclusive; `None` for the rest of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte, or the end of the file.
+    pub end: Option<u64>,
+}
+
+impl ByteRange {
+    /// The whole file from `start` on.
+    pub fn from(start: u64) -> ByteRange {
+        ByteRange { start, end: None }
+    }
+
+    /// The `Range` header value, if this is not simply the whole file.
+    fn header(self) -> Option<String> {
+        match self.end {
+            Some(end) => Some(format!("bytes={}-{}", self.start, end.saturating_sub(1))),
+            None if self.start > 0 => Some(format!("bytes={}-", self.start)),
+            None => None,
+        }
+    }
 }
 
 impl Hub {
@@ -265,7 +324,7 @@ impl Hub {
         struct RevisionInfo {
             sha: String,
         }
-        let response = self.get_ok(&url, None, &what, repo, Some(reference))?;
+        let (response, _) = self.get_ok(&url, None, &what, repo, Some(reference))?;
         let info: RevisionInfo = read_json(response, &url, &what)?;
         if !is_commit_sha(&info.sha) {
             return Err(HubError::InvalidResponse {
@@ -289,22 +348,16 @@ impl Hub {
         );
         let mut files = Vec::new();
         loop {
-            let response = self.get_ok(&url, None, &what, repo, Some(commit))?;
+            let (response, _) = self.get_ok(&url, None, &what, repo, Some(commit))?;
             let next = next_page(&response);
-            let entries: Vec<TreeEntry> = read_json(response, &url, &what)?;
-            for entry in entries {
-                if let Some(file) =
-                    entry
-                        .into_file()
-                        .map_err(|message| HubError::InvalidResponse {
-                            what: what.clone(),
-                            url: strip_query(&url).to_owned(),
-                            message,
-                        })?
-                {
-                    files.push(file);
-                }
-            }
+            let page = read_text(response, &url, &what)?;
+            files.extend(
+                parse_tree_page(&page).map_err(|message| HubError::InvalidResponse {
+                    what: what.clone(),
+                    url: strip_query(&url).to_owned(),
+                    message,
+                })?,
+            );
             match next {
                 // The next page must stay on the endpoint: it is sent the token.
                 Some(next) if origin_of(&next) == self.origin => url = next,
@@ -323,33 +376,54 @@ impl Hub {
         }
     }
 
-    /// Starts downloading a file's content from `offset` on. Retries what may pass; follows the
-    /// redirect to the CDN without the token.
+    /// Starts downloading bytes of a file. Retries what may pass; follows the redirect to the
+    /// CDN without the token, and remembers where it led in `location`.
     pub fn download(
         &self,
         repo: &Repo,
         commit: &str,
         path: &str,
-        offset: u64,
+        range: ByteRange,
+        location: &Location,
     ) -> Result<Download, HubError> {
-        let url = format!(
-            "{}/{}{}/resolve/{}/{}",
-            self.config.endpoint,
-            repo.repo_type.url_prefix(),
-            repo.id,
-            commit,
-            utf8_percent_encode(path, QUOTE_PATH)
-        );
         let what = format!("downloading `{path}` of `{}`", repo.id);
-        let range = (offset > 0).then_some(offset);
-        let response = self.get_ok(&url, range, &what, repo, Some(commit))?;
-        let offset = if response.status().as_u16() == 206 {
+        let response = match location.get() {
+            Some(cdn) => match self.get_ok(&cdn, range, &what, repo, Some(commit)) {
+                Ok((response, _)) => Some(response),
+                Err(HubError::ExpiredLocation { .. }) => {
+                    location.set(None);
+                    None
+                }
+                Err(error) => return Err(error),
+            },
+            None => None,
+        };
+        let response = match response {
+            Some(response) => response,
+            None => {
+                let url = format!(
+                    "{}/{}{}/resolve/{}/{}",
+                    self.config.endpoint,
+                    repo.repo_type.url_prefix(),
+                    repo.id,
+                    commit,
+                    utf8_percent_encode(path, QUOTE_PATH)
+                );
+                let (response, final_url) = self.get_ok(&url, range, &what, repo, Some(commit))?;
+                if origin_of(&final_url) != self.origin {
+                    location.set(Some(final_url));
+                }
+                response
+            }
+        };
+        let partial = response.status().as_u16() == 206;
+        let offset = if partial {
             content_range_start(&response)
-                .filter(|start| *start == offset)
+                .filter(|start| *start == range.start)
                 .ok_or_else(|| HubError::InvalidResponse {
                     what: what.clone(),
-                    url: strip_query(&url).to_owned(),
-                    message: format!("a 206 answer that does not start at byte {offset}"),
+                    url: String::from("the download URL"),
+                    message: format!("a 206 answer that does not start at byte {}", range.start),
                 })?
         } else {
             0
@@ -357,29 +431,50 @@ impl Hub {
         Ok(Download {
             body: response.into_body(),
             offset,
+            partial,
         })
     }
 
     /// GET with retries and hand-followed redirects; any answer but 2xx becomes an error.
+    /// Returns the response and the URL that gave it.
     fn get_ok(
         &self,
         url: &str,
-        range: Option<u64>,
+        range: impl Into<Option<ByteRange>>,
         what: &str,
         repo: &Repo,
         revision: Option<&str>,
-    ) -> Result<Response<Body>, HubError> {
+    ) -> Result<(Response<Body>, String), HubError> {
+        let range = range.into();
+        let from_hub = origin_of(url) == self.origin;
         let mut attempt = 0;
         loop {
-            let result = self.get_following(url, range, what).and_then(|response| {
-                if response.status().is_success() {
-                    Ok(response)
-                } else {
-                    Err(self.status_error(response, url, what, repo, revision))
-                }
-            });
+            let result = self
+                .get_following(url, range, what)
+                .and_then(|(response, final_url)| {
+                    let status = response.status().as_u16();
+                    if response.status().is_success() {
+                        Ok((response, final_url))
+                    } else if matches!(status, 401 | 403 | 404 | 410)
+                        && origin_of(&final_url) != self.origin
+                    {
+                        Err(HubError::ExpiredLocation {
+                            what: what.to_owned(),
+                            status,
+                            url: strip_query(&final_url).to_owned(),
+                        })
+                    } else {
+                        Err(self.status_error(response, url, what, repo, revision))
+                    }
+                });
+            let retry = match &result {
+                // Asking the Hub again gives a fresh CDN link.
+                Err(HubError::ExpiredLocation { .. }) => from_hub,
+                Err(error) => error.is_transient(),
+                Ok(_) => false,
+            };
             match result {
-                Err(error) if error.is_transient() && attempt < MAX_RETRIES => {
+                Err(error) if retry && attempt < MAX_RETRIES => {
                     thread::sleep(self.backoff_delay(attempt, &error));
                     attempt += 1;
                 }
@@ -410,9 +505,9 @@ impl Hub {
     fn get_following(
         &self,
         url: &str,
-        range: Option<u64>,
+        range: Option<ByteRange>,
         what: &str,
-    ) -> Result<Response<Body>, HubError> {
+    ) -> Result<(Response<Body>, String), HubError> {
         let mut current = url.to_owned();
         for _ in 0..=MAX_REDIRECTS {
             let mut request = self.agent.get(&current);
@@ -421,8 +516,8 @@ impl Hub {
             {
                 request = request.header("authorization", format!("Bearer {token}"));
             }
-            if let Some(start) = range {
-                request = request.header("range", format!("bytes={start}-"));
+            if let Some(value) = range.and_then(ByteRange::header) {
+                request = request.header("range", value);
             }
             let response = request.call().map_err(|error| HubError::Network {
                 what: what.to_owned(),
@@ -430,7 +525,7 @@ impl Hub {
                 message: describe_transport_error(&error),
             })?;
             if !response.status().is_redirection() {
-                return Ok(response);
+                return Ok((response, current));
             }
             let status = response.status().as_u16();
             let location = response
@@ -554,7 +649,17 @@ fn read_json<T: for<'de> Deserialize<'de>>(
     url: &str,
     what: &str,
 ) -> Result<T, HubError> {
-    let text = response
+    let text = read_text(response, url, what)?;
+    serde_json::from_str(&text).map_err(|error| HubError::InvalidResponse {
+        what: what.to_owned(),
+        url: strip_query(url).to_owned(),
+        message: format!("invalid JSON: {error}"),
+    })
+}
+
+/// The body of a JSON answer, at most [`MAX_JSON_BYTES`].
+fn read_text(response: Response<Body>, url: &str, what: &str) -> Result<String, HubError> {
+    response
         .into_body()
         .with_config()
         .limit(MAX_JSON_BYTES)
@@ -563,12 +668,18 @@ fn read_json<T: for<'de> Deserialize<'de>>(
             what: what.to_owned(),
             url: strip_query(url).to_owned(),
             message: error.to_string(),
-        })?;
-    serde_json::from_str(&text).map_err(|error| HubError::InvalidResponse {
-        what: what.to_owned(),
-        url: strip_query(url).to_owned(),
-        message: format!("invalid JSON: {error}"),
-    })
+        })
+}
+
+/// The files of one page of a tree listing (`GET /api/{type}s/{id}/tree/{commit}`), folders left
+/// out. Refuses the page if an entry's path or etag could not safely become a cache path.
+pub fn parse_tree_page(json: &str) -> Result<Vec<RepoFile>, String> {
+    let entries: Vec<TreeEntry> =
+        serde_json::from_str(json).map_err(|error| format!("invalid JSON: {error}"))?;
+    entries
+        .into_iter()
+        .filter_map(|entry| entry.into_file().transpose())
+        .collect()
 }
 
 /// One entry of a tree page.

@@ -6,9 +6,12 @@
 //! flock on `.locks/<repo>/<etag>.lock` is held meanwhile, so concurrent clients download each
 //! blob once.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::sync::Mutex;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 
 use camino::Utf8Path;
@@ -17,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cache::Cache;
 use crate::error::Error;
-use crate::hub::{Hub, HubError};
+use crate::hub::{ByteRange, Download, Hub, HubError, Location};
 use crate::repo::{Repo, RepoFile};
 
 /// Consecutive failed attempts (no byte received) before a download gives up.
@@ -36,25 +39,83 @@ pub struct Job {
     pub file: RepoFile,
 }
 
+/// How files are transferred.
+#[derive(Debug)]
+pub struct Transfer {
+    /// Files of at least twice this size are fetched in chunks of this size, over several
+    /// connections at once.
+    pub chunk_bytes: u64,
+    /// Connections one large file may use at once.
+    pub connections_per_file: usize,
+    /// Open connections in all, shared by every download.
+    pub budget: Budget,
+}
+
+impl Transfer {
+    /// `connections` in all, each large file using up to `connections_per_file` of them.
+    pub fn new(connections: usize, connections_per_file: usize, chunk_bytes: u64) -> Transfer {
+        Transfer {
+            chunk_bytes: chunk_bytes.max(1),
+            connections_per_file: connections_per_file.max(1),
+            budget: Budget::new(connections),
+        }
+    }
+}
+
+/// A counting semaphore: at most N connections are open at once.
+#[derive(Debug)]
+pub struct Budget {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One connection's worth of the budget; given back when dropped.
+pub struct Permit<'a>(&'a Budget);
+
+impl Budget {
+    fn new(permits: usize) -> Budget {
+        Budget {
+            free: Mutex::new(permits.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    fn free(&self) -> MutexGuard<'_, usize> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a free connection.
+    pub fn acquire(&self) -> Permit<'_> {
+        let mut free = self.free();
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|e| e.into_inner());
+        }
+        *free -= 1;
+        Permit(self)
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        *self.0.free() += 1;
+        self.0.freed.notify_one();
+    }
+}
+
 /// Runs `work` on every item with at most `jobs` threads; returns the results in item order.
 pub fn run_parallel<T: Sync, R: Send>(
     items: &[T],
     jobs: usize,
     work: impl Fn(&T) -> R + Sync,
 ) -> Vec<R> {
-    let next = Mutex::new(0usize);
+    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
     let workers = jobs.clamp(1, items.len().max(1));
     thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
-                    let index = {
-                        let mut next = next.lock().unwrap_or_else(|e| e.into_inner());
-                        let index = *next;
-                        *next += 1;
-                        index
-                    };
+                    let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(index) else { break };
                     let result = work(item);
                     results.lock().unwrap_or_else(|e| e.into_inner())[index] = Some(result);
@@ -72,24 +133,24 @@ pub fn run_parallel<T: Sync, R: Send>(
 
 /// Puts one file in its snapshot, downloading its blob unless the cache has it. Returns the
 /// number of bytes downloaded.
-pub fn install(hub: &Hub, cache: &Cache, job: &Job) -> Result<u64, Error> {
+pub fn install(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Result<u64, Error> {
     let etag = job.file.etag();
     let _lock = cache.lock_blob(&job.repo, etag)?;
     let downloaded = if cache.has_blob(&job.repo, etag) {
         0
     } else {
-        download_blob(hub, cache, job)?
+        download_blob(hub, cache, transfer, job)?
     };
     cache.link(&job.repo, &job.commit, &job.file.path, etag)?;
     Ok(downloaded)
 }
 
 /// Downloads and verifies a blob, then installs it. A hash mismatch is retried once.
-fn download_blob(hub: &Hub, cache: &Cache, job: &Job) -> Result<u64, Error> {
+fn download_blob(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Result<u64, Error> {
     let mut attempts_left = 2;
     loop {
         let (temp, mut out) = cache.create_incomplete(&job.repo, job.file.etag())?;
-        let result = fetch_verified(hub, job, &mut out, &temp)
+        let result = fetch(hub, transfer, job, &mut out, &temp)
             .and_then(|()| out.sync_all().map_err(|err| Error::io("write", &temp, err)))
             .and_then(|()| cache.install_blob(&job.repo, job.file.etag(), &temp));
         match result {
@@ -106,16 +167,53 @@ fn download_blob(hub: &Hub, cache: &Cache, job: &Job) -> Result<u64, Error> {
     }
 }
 
+/// Fetches the file into `out` and verifies it: in chunks over several connections when it is
+/// large, else in one stream.
+fn fetch(
+    hub: &Hub,
+    transfer: &Transfer,
+    job: &Job,
+    out: &mut File,
+    temp: &Utf8Path,
+) -> Result<(), Error> {
+    let location = Location::default();
+    let chunked = transfer.connections_per_file > 1 && job.file.size >= 2 * transfer.chunk_bytes;
+    if chunked {
+        match fetch_chunked(hub, transfer, job, out, temp, &location) {
+            Err(Error::Hub(HubError::RangeIgnored { .. })) => {
+                // The server sends whole files only: one stream it is.
+                out.set_len(0)
+                    .map_err(|err| Error::io("truncate", temp, err))?;
+            }
+            other => return other,
+        }
+    }
+    let _permit = transfer.budget.acquire();
+    fetch_stream(hub, job, out, temp, &location)
+}
+
 /// Streams the file's content into `out`, resuming with a Range request when the connection
-/// drops, and checks its size and hash.
-fn fetch_verified(hub: &Hub, job: &Job, out: &mut File, temp: &Utf8Path) -> Result<(), Error> {
+/// drops, and checks its size and hash as the bytes arrive.
+fn fetch_stream(
+    hub: &Hub,
+    job: &Job,
+    out: &mut File,
+    temp: &Utf8Path,
+    location: &Location,
+) -> Result<(), Error> {
     let file = &job.file;
     let mut verifier = Verifier::new(file);
     let mut written = 0u64;
     let mut stalled = 0;
     let mut buffer = vec![0u8; BUFFER_BYTES];
     loop {
-        let download = hub.download(&job.repo, &job.commit, &file.path, written)?;
+        let download = hub.download(
+            &job.repo,
+            &job.commit,
+            &file.path,
+            ByteRange::from(written),
+            location,
+        )?;
         if download.offset != written {
             // The server ignored our Range and sent everything again: start over.
             out.set_len(0)
@@ -130,15 +228,7 @@ fn fetch_verified(hub: &Hub, job: &Job, out: &mut File, temp: &Utf8Path) -> Resu
                 Ok(0) => break None,
                 Ok(read) => {
                     if written + read as u64 > file.size {
-                        return Err(HubError::InvalidResponse {
-                            what: format!("downloading `{}` of `{}`", file.path, job.repo.id),
-                            url: String::from("the resolve URL"),
-                            message: format!(
-                                "more than the {} bytes the listing announced",
-                                file.size
-                            ),
-                        }
-                        .into());
+                        return Err(too_long(job));
                     }
                     out.write_all(&buffer[..read])
                         .map_err(|err| Error::io("write", temp, err))?;
@@ -154,21 +244,246 @@ fn fetch_verified(hub: &Hub, job: &Job, out: &mut File, temp: &Utf8Path) -> Resu
         }
         stalled += 1;
         if stalled >= MAX_STALLED_ATTEMPTS {
-            return Err(HubError::Network {
-                what: format!("downloading `{}` of `{}`", file.path, job.repo.id),
-                origin: hub.endpoint().to_owned(),
-                message: failure.unwrap_or_else(|| {
-                    format!(
-                        "the connection closed after {written} of {} bytes",
-                        file.size
-                    )
-                }),
-            }
-            .into());
+            return Err(dropped(hub, job, failure, written, file.size));
         }
         thread::sleep(hub.retry_delay(stalled - 1));
     }
     verifier.check(file, written)
+}
+
+/// Fetches a large file as ranged chunks over several connections, written in place, while a
+/// hasher follows the contiguous prefix of finished chunks (from the page cache, just written).
+fn fetch_chunked(
+    hub: &Hub,
+    transfer: &Transfer,
+    job: &Job,
+    out: &File,
+    temp: &Utf8Path,
+    location: &Location,
+) -> Result<(), Error> {
+    let size = job.file.size;
+    out.set_len(size)
+        .map_err(|err| Error::io("allocate", temp, err))?;
+    let chunk = transfer.chunk_bytes;
+    let chunks: Vec<(u64, u64)> = (0..size.div_ceil(chunk))
+        .map(|index| (index * chunk, ((index + 1) * chunk).min(size)))
+        .collect();
+    // The first chunk is asked for before the others: its redirect tells them where to go.
+    let first_permit = transfer.budget.acquire();
+    let range = ByteRange {
+        start: chunks[0].0,
+        end: Some(chunks[0].1),
+    };
+    let first = hub.download(&job.repo, &job.commit, &job.file.path, range, location)?;
+    if !first.partial {
+        return Err(range_ignored(job));
+    }
+    let first = Mutex::new(Some((first, first_permit)));
+    let next = AtomicUsize::new(0);
+    let progress = Progress::default();
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let verdict = thread::scope(|scope| {
+        let hasher = scope.spawn(|| hash_in_order(job, out, temp, &chunks, &progress));
+        let connections = transfer.connections_per_file.min(chunks.len());
+        for _ in 0..connections {
+            scope.spawn(|| {
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&(start, end)) = chunks.get(index) else {
+                        break;
+                    };
+                    if progress.failed.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let result = match first.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                        Some((response, _permit)) => {
+                            fetch_chunk(hub, job, out, temp, start, end, location, Some(response))
+                        }
+                        None => {
+                            let _permit = transfer.budget.acquire();
+                            fetch_chunk(hub, job, out, temp, start, end, location, None)
+                        }
+                    };
+                    match result {
+                        Ok(()) => progress.finished(index),
+                        Err(error) => {
+                            failure
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .get_or_insert(error);
+                            progress.fail();
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        hasher
+            .join()
+            .unwrap_or_else(|_| Err(Error::Other("the hashing thread panicked".into())))
+    });
+    match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        Some(error) => Err(error),
+        None => verdict,
+    }
+}
+
+/// Which chunks are on disk, for the hasher to follow.
+#[derive(Default)]
+struct Progress {
+    done: Mutex<BTreeSet<usize>>,
+    changed: Condvar,
+    failed: AtomicBool,
+}
+
+impl Progress {
+    fn finished(&self, index: usize) {
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(index);
+        self.changed.notify_all();
+    }
+
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+        let _guard = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        self.changed.notify_all();
+    }
+
+    /// Waits until chunk `index` is on disk; false if the download failed meanwhile.
+    fn wait_for(&self, index: usize) -> bool {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if done.contains(&index) {
+                return true;
+            }
+            if self.failed.load(Ordering::Relaxed) {
+                return false;
+            }
+            done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Hashes the chunks in order as each becomes available; `Ok` once the whole file matches.
+fn hash_in_order(
+    job: &Job,
+    out: &File,
+    temp: &Utf8Path,
+    chunks: &[(u64, u64)],
+    progress: &Progress,
+) -> Result<(), Error> {
+    let mut verifier = Verifier::new(&job.file);
+    let mut buffer = vec![0u8; BUFFER_BYTES * 4];
+    for (index, &(start, end)) in chunks.iter().enumerate() {
+        if !progress.wait_for(index) {
+            return Ok(()); // the failure is reported by the chunk that failed
+        }
+        let mut position = start;
+        while position < end {
+            let want = ((end - position) as usize).min(buffer.len());
+            let read = out
+                .read_at(&mut buffer[..want], position)
+                .map_err(|err| Error::io("read back", temp, err))?;
+            if read == 0 {
+                return Err(Error::io(
+                    "read back",
+                    temp,
+                    std::io::ErrorKind::UnexpectedEof.into(),
+                ));
+            }
+            verifier.update(&buffer[..read]);
+            position += read as u64;
+        }
+    }
+    verifier.check(&job.file, job.file.size)
+}
+
+/// Fetches bytes `start..end` into place (from `first`, when its request is already made),
+/// resuming within the chunk when the connection drops.
+#[allow(clippy::too_many_arguments)]
+fn fetch_chunk(
+    hub: &Hub,
+    job: &Job,
+    out: &File,
+    temp: &Utf8Path,
+    start: u64,
+    end: u64,
+    location: &Location,
+    mut first: Option<Download>,
+) -> Result<(), Error> {
+    let file = &job.file;
+    let mut position = start;
+    let mut stalled = 0;
+    let mut buffer = vec![0u8; BUFFER_BYTES];
+    loop {
+        let download = match first.take() {
+            Some(download) => download,
+            None => {
+                let range = ByteRange {
+                    start: position,
+                    end: Some(end),
+                };
+                hub.download(&job.repo, &job.commit, &file.path, range, location)?
+            }
+        };
+        if !download.partial {
+            return Err(range_ignored(job));
+        }
+        let mut body = download.body.into_reader();
+        let failure = loop {
+            match body.read(&mut buffer) {
+                Ok(0) => break None,
+                Ok(read) => {
+                    if position + read as u64 > end {
+                        return Err(too_long(job));
+                    }
+                    out.write_all_at(&buffer[..read], position)
+                        .map_err(|err| Error::io("write", temp, err))?;
+                    position += read as u64;
+                    stalled = 0;
+                }
+                Err(err) => break Some(err.to_string()),
+            }
+        };
+        if position == end {
+            return Ok(());
+        }
+        stalled += 1;
+        if stalled >= MAX_STALLED_ATTEMPTS {
+            return Err(dropped(hub, job, failure, position, end));
+        }
+        thread::sleep(hub.retry_delay(stalled - 1));
+    }
+}
+
+fn range_ignored(job: &Job) -> Error {
+    HubError::RangeIgnored {
+        what: format!("downloading `{}` of `{}`", job.file.path, job.repo.id),
+    }
+    .into()
+}
+
+fn too_long(job: &Job) -> Error {
+    HubError::InvalidResponse {
+        what: format!("downloading `{}` of `{}`", job.file.path, job.repo.id),
+        url: String::from("the download URL"),
+        message: format!(
+            "more than the {} bytes the listing announced",
+            job.file.size
+        ),
+    }
+    .into()
+}
+
+fn dropped(hub: &Hub, job: &Job, failure: Option<String>, at: u64, end: u64) -> Error {
+    HubError::Network {
+        what: format!("downloading `{}` of `{}`", job.file.path, job.repo.id),
+        origin: hub.endpoint().to_owned(),
+        message: failure.unwrap_or_else(|| format!("the connection closed at byte {at} of {end}")),
+    }
+    .into()
 }
 
 /// The hash a file's etag is: sha256 of the content for LFS files, the git blob sha1

@@ -19,8 +19,15 @@ use crate::hub::{Hub, HubConfig};
 use crate::lock::{Lock, LockEntry};
 use crate::manifest::{Manifest, Model};
 use crate::repo::{Repo, RepoFile, is_commit_sha};
-use execute::{Job, install, run_parallel};
+use execute::{Job, Transfer, install, run_parallel};
 use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, model_name, plan_model};
+
+/// Default `-j`: connections open at once.
+pub const DEFAULT_JOBS: usize = 8;
+/// Default connections one large file may use.
+pub const DEFAULT_CONNECTIONS_PER_FILE: usize = 8;
+/// Default chunk size for large files.
+pub const DEFAULT_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How the lock file is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -52,8 +59,12 @@ pub struct Settings {
     pub mode: LockMode,
     /// Use no network at all (`--offline`, `HF_HUB_OFFLINE=1`).
     pub offline: bool,
-    /// Parallel requests (`-j`).
+    /// Connections open at once in all (`-j`): parallel files, and chunks of large files.
     pub jobs: usize,
+    /// Connections one large file may use at once.
+    pub connections_per_file: usize,
+    /// Files of at least twice this size are fetched in ranged chunks of this size.
+    pub chunk_bytes: u64,
     /// The models to sync, as indices into `manifest.models`; `None` for all. The lock always
     /// covers every model (`-p` in a workspace syncs some members but keeps the whole lock).
     pub selection: Option<Vec<usize>>,
@@ -293,7 +304,14 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
     }
 
     let hub = Hub::new(settings.hub.clone());
-    let results = run_parallel(&jobs, settings.jobs, |job| install(&hub, cache, job));
+    let transfer = Transfer::new(
+        settings.jobs,
+        settings.connections_per_file,
+        settings.chunk_bytes,
+    );
+    let results = run_parallel(&jobs, settings.jobs, |job| {
+        install(&hub, cache, &transfer, job)
+    });
     let mut failures = Vec::new();
     for (job, result) in jobs.iter().zip(results) {
         match result {

@@ -14,6 +14,8 @@ pub struct Fault {
     pub kind: FaultKind,
     /// How many matching requests it hits; then it is spent.
     pub times: usize,
+    /// How many matching requests pass unharmed before it starts.
+    pub skip: usize,
 }
 
 /// What goes wrong with a request.
@@ -43,7 +45,13 @@ impl Fault {
             path_contains: path_contains.to_owned(),
             kind,
             times,
+            skip: 0,
         }
+    }
+
+    /// The same fault, starting only after `skip` matching requests have passed.
+    pub fn after(self, skip: usize) -> Fault {
+        Fault { skip, ..self }
     }
 }
 
@@ -52,6 +60,10 @@ pub(crate) fn take(faults: &mut [Fault], path: &str) -> Option<FaultKind> {
     let fault = faults
         .iter_mut()
         .find(|fault| fault.times > 0 && path.contains(&fault.path_contains))?;
+    if fault.skip > 0 {
+        fault.skip -= 1;
+        return None;
+    }
     fault.times -= 1;
     Some(fault.kind.clone())
 }

@@ -229,3 +229,160 @@ fn a_stalled_connection_times_out_and_is_retried() {
         2
     );
 }
+
+/// Small chunks, so the fixtures' files (200 KB, 5 MB) are fetched in many ranged pieces.
+const CHUNKED: [&str; 4] = ["--chunk-size", "16", "--connections-per-file", "4"];
+
+fn cdn_ranges(env: &Env) -> Vec<String> {
+    env.requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Cdn)
+        .map(|r| r.header("range").unwrap_or("-").to_owned())
+        .collect()
+}
+
+fn assert_content(env: &Env, repo: &str, path: &str) {
+    let main = env.commit("model", repo, "main");
+    let folder = format!("models--{}", repo.replace('/', "--"));
+    let got = std::fs::read(
+        env.repo_dir(&folder)
+            .join(format!("snapshots/{main}/{path}")),
+    )
+    .unwrap();
+    let expected = env
+        .hub
+        .repo("model", repo)
+        .unwrap()
+        .commit(&main)
+        .unwrap()
+        .file(path)
+        .unwrap()
+        .content()
+        .unwrap();
+    assert!(
+        got == expected,
+        "{repo}/{path}: {} bytes, expected {}",
+        got.len(),
+        expected.len()
+    );
+}
+
+#[test]
+fn large_files_come_in_ranged_chunks_over_several_connections() {
+    let env = Env::new();
+    env.manifest(
+        "models:\n  - repo: acme/big\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n",
+    );
+    env.run(&CHUNKED).success();
+    assert_content(&env, "acme/big", "model.safetensors");
+    assert_content(&env, "acme/tiny", "model.safetensors");
+    let ranges = cdn_ranges(&env);
+    let size = env.hub.repo("model", "acme/tiny").unwrap().commits[1]
+        .file("model.safetensors")
+        .unwrap()
+        .size;
+    // 200 000 bytes in 16 KiB chunks: 13 requests, the last one short (an odd size).
+    assert!(ranges.contains(&"bytes=0-16383".to_owned()), "{ranges:?}");
+    assert!(
+        ranges.contains(&format!("bytes={}-{}", 12 * 16384, size - 1)),
+        "{ranges:?}"
+    );
+    // The first chunk follows the Hub's redirect; the others go straight to the CDN.
+    assert_eq!(env.count("/acme/tiny/resolve/"), 1);
+    no_temporary_files(&env);
+}
+
+#[test]
+fn a_failed_chunk_is_fetched_again_from_where_it_stopped() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
+    env.hub
+        .inject(Fault::new("/blobs/", FaultKind::DropAfter(5000), 1).after(3));
+    env.hub.inject(
+        Fault::new(
+            "/blobs/",
+            FaultKind::Status {
+                status: 503,
+                retry_after: None,
+            },
+            1,
+        )
+        .after(6),
+    );
+    env.run(&CHUNKED).success();
+    assert_content(&env, "acme/tiny", "model.safetensors");
+    let resumed = cdn_ranges(&env)
+        .iter()
+        .filter(|r| !r.ends_with("383") && !r.ends_with("199999"))
+        .count();
+    assert!(
+        resumed >= 1,
+        "a chunk resumed mid-way: {:?}",
+        cdn_ranges(&env)
+    );
+}
+
+#[test]
+fn a_server_that_ignores_range_gets_one_stream_instead() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
+    env.hub
+        .inject(Fault::new("/blobs/", FaultKind::IgnoreRange, 100));
+    env.run(&CHUNKED).success();
+    assert_content(&env, "acme/tiny", "model.safetensors");
+    no_temporary_files(&env);
+}
+
+#[test]
+fn an_expired_cdn_link_is_resolved_again() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
+    // Later chunks, sent straight to the remembered CDN link, find it expired.
+    env.hub.inject(
+        Fault::new(
+            "/blobs/",
+            FaultKind::Status {
+                status: 403,
+                retry_after: None,
+            },
+            2,
+        )
+        .after(4),
+    );
+    env.run(&CHUNKED).success();
+    assert_content(&env, "acme/tiny", "model.safetensors");
+    assert!(
+        env.count("/acme/tiny/resolve/") >= 2,
+        "the Hub was asked for a fresh link"
+    );
+
+    // Single stream too: the first link is refused, the Hub gives another.
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
+    env.hub.inject(Fault::new(
+        "/blobs/",
+        FaultKind::Status {
+            status: 403,
+            retry_after: None,
+        },
+        1,
+    ));
+    env.run(&[]).success();
+    assert_eq!(env.count("/acme/tiny/resolve/"), 2);
+}
+
+#[test]
+fn a_corrupt_chunk_fails_the_hash_and_the_file_is_fetched_again() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
+    env.hub
+        .inject(Fault::new("/blobs/", FaultKind::Corrupt, 1).after(5));
+    env.run(&CHUNKED).success();
+    assert_content(&env, "acme/tiny", "model.safetensors");
+    assert_eq!(
+        cdn_ranges(&env).len(),
+        26,
+        "two full passes of 13 chunks: {:?}",
+        cdn_ranges(&env)
+    );
+}
