@@ -156,6 +156,7 @@ impl Cache {
         {
             return Ok(());
         }
+        let _writing = WRITES.read().unwrap_or_else(|e| e.into_inner());
         let parent = parent_of(&pointer);
         fs::create_dir_all(parent)
             .map_err(|err| Error::io("create the snapshot folder", parent, err))?;
@@ -210,11 +211,72 @@ impl Cache {
         Ok((temp, file))
     }
 
+    /// The partial download of this blob that an earlier run left (interrupted, killed, or cut
+    /// off), to resume; else a new file. Call it holding the blob's lock, so that no cooperating
+    /// writer is using the file. When several are left, the longest is kept and the others removed.
+    /// What the file holds is only trusted once the whole blob verifies.
+    pub fn take_incomplete(&self, repo: &Repo, etag: &str) -> Result<(Utf8PathBuf, File), Error> {
+        let blob = self.blob_path(repo, etag);
+        let dir = parent_of(&blob);
+        let prefix = format!("{etag}.");
+        let mut partials: Vec<(u64, Utf8PathBuf)> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let is_partial = name.starts_with(&prefix)
+                    && name.ends_with(".incomplete")
+                    && !name.ends_with(CHUNKS_SUFFIX);
+                // A symlink planted here is never written through.
+                let meta = entry
+                    .path()
+                    .symlink_metadata()
+                    .ok()
+                    .filter(|m| m.is_file())?;
+                is_partial.then(|| (meta.len(), dir.join(name)))
+            })
+            .collect();
+        partials.sort();
+        let Some((_, keep)) = partials.pop() else {
+            return self.create_incomplete(repo, etag);
+        };
+        for (_, extra) in partials {
+            remove_partial(&extra);
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc_o_nofollow())
+            .open(&keep)
+            .map_err(|err| Error::io("reopen the partial download", &keep, err))?;
+        Ok((keep, file))
+    }
+
     /// Moves a verified download into `blobs/<etag>`.
     pub fn install_blob(&self, repo: &Repo, etag: &str, temp: &Utf8Path) -> Result<(), Error> {
         let blob = self.blob_path(repo, etag);
         fs::rename(temp, &blob).map_err(|err| Error::io("install the blob", &blob, err))
     }
+}
+
+/// The record of finished chunks beside a partial download: `<etag>.<8hex>.chunks.incomplete`,
+/// so that `hf cache prune` (which removes `*.incomplete`) cleans it up too.
+const CHUNKS_SUFFIX: &str = ".chunks.incomplete";
+
+/// Where the chunk record of the partial download `temp` lives.
+pub fn chunk_record_path(temp: &Utf8Path) -> Utf8PathBuf {
+    let base = temp
+        .as_str()
+        .strip_suffix(".incomplete")
+        .unwrap_or(temp.as_str());
+    Utf8PathBuf::from(format!("{base}{CHUNKS_SUFFIX}"))
+}
+
+/// Removes a partial download and its chunk record.
+pub fn remove_partial(temp: &Utf8Path) {
+    let _ = fs::remove_file(temp);
+    let _ = fs::remove_file(chunk_record_path(temp));
 }
 
 /// `O_NOFOLLOW`: a lock path that is a symlink planted by someone else is refused, not followed.
@@ -295,8 +357,19 @@ fn unique_sibling(path: &Utf8Path, suffix: &str) -> Utf8PathBuf {
     Utf8PathBuf::from(format!("{path}.{random:08x}.{suffix}"))
 }
 
+/// Held (shared) while a small file is written and renamed into place; [`stop_writes`] takes
+/// it exclusively so that an interrupted process never leaves a temporary file behind.
+static WRITES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Waits for the small writes in progress to finish and blocks new ones: call it before exiting
+/// on Ctrl-C. Partial downloads need no such care: they are resumed, and verified, next time.
+pub fn stop_writes() -> std::sync::RwLockWriteGuard<'static, ()> {
+    WRITES.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Writes a small file under a unique temporary name and renames it into place.
 pub fn write_atomically(path: &Utf8Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    let _writing = WRITES.read().unwrap_or_else(|e| e.into_inner());
     let parent = parent_of(path);
     fs::create_dir_all(parent).map_err(|err| Error::io("create the folder", parent, err))?;
     let temp = unique_sibling(path, "tmp");

@@ -166,6 +166,16 @@ fn clap_exit(error: &clap::Error) -> i32 {
 }
 
 fn execute(cli: Cli) -> i32 {
+    // Ctrl-C: stop at once. Blobs are installed by atomic renames and partial downloads are
+    // resumed (and verified) next time, so the cache stays valid for every client.
+    let _ = ctrlc::set_handler(|| {
+        let _writes = crate::cache::stop_writes();
+        let _ = writeln!(
+            anstream::stderr(),
+            "\ninterrupted: partial downloads are kept; the next sync resumes them"
+        );
+        std::process::exit(130);
+    });
     let (command, common) = match cli.command {
         Some(Command::Sync(args)) => (Run::Sync(args.mode(), args.dry_run), args.common),
         Some(Command::Lock(args)) => (Run::Lock(args.check), args.common),

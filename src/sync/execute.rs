@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, chunk_record_path, remove_partial};
 use crate::error::Error;
 use crate::hub::{ByteRange, Download, Hub, HubError, Location};
 use crate::repo::{Repo, RepoFile};
@@ -145,21 +145,35 @@ pub fn install(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Resu
     Ok(downloaded)
 }
 
-/// Downloads and verifies a blob, then installs it. A hash mismatch is retried once.
+/// Downloads and verifies a blob, then installs it. A partial download left by an earlier run
+/// is resumed; a hash mismatch starts over, once.
 fn download_blob(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Result<u64, Error> {
+    let etag = job.file.etag();
     let mut attempts_left = 2;
     loop {
-        let (temp, mut out) = cache.create_incomplete(&job.repo, job.file.etag())?;
+        let (temp, mut out) = if attempts_left == 2 {
+            cache.take_incomplete(&job.repo, etag)?
+        } else {
+            cache.create_incomplete(&job.repo, etag)?
+        };
         let result = fetch(hub, transfer, job, &mut out, &temp)
             .and_then(|()| out.sync_all().map_err(|err| Error::io("write", &temp, err)))
-            .and_then(|()| cache.install_blob(&job.repo, job.file.etag(), &temp));
+            .and_then(|()| cache.install_blob(&job.repo, etag, &temp));
+        let kept = out.metadata().map_or(0, |meta| meta.len());
+        drop(out);
         match result {
-            Ok(()) => return Ok(job.file.size),
+            Ok(()) => {
+                remove_partial(&temp);
+                return Ok(job.file.size);
+            }
             Err(error) => {
-                drop(out);
-                let _ = std::fs::remove_file(&temp);
                 attempts_left -= 1;
-                if !matches!(error, Error::HashMismatch { .. }) || attempts_left == 0 {
+                let corrupt = matches!(error, Error::HashMismatch { .. });
+                // What arrived is kept for the next run to resume, unless it is worthless.
+                if corrupt || kept == 0 {
+                    remove_partial(&temp);
+                }
+                if !corrupt || attempts_left == 0 {
                     return Err(error);
                 }
             }
@@ -168,7 +182,7 @@ fn download_blob(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Re
 }
 
 /// Fetches the file into `out` and verifies it: in chunks over several connections when it is
-/// large, else in one stream.
+/// large, else in one stream; either way resuming what an earlier run left in `out`.
 fn fetch(
     hub: &Hub,
     transfer: &Transfer,
@@ -177,35 +191,85 @@ fn fetch(
     temp: &Utf8Path,
 ) -> Result<(), Error> {
     let location = Location::default();
-    let chunked = transfer.connections_per_file > 1 && job.file.size >= 2 * transfer.chunk_bytes;
+    let size = job.file.size;
+    let existing = out
+        .metadata()
+        .map_err(|err| Error::io("read", temp, err))?
+        .len();
+    let record = chunk_record_path(temp);
+    let chunked = transfer.connections_per_file > 1 && size >= 2 * transfer.chunk_bytes;
     if chunked {
-        match fetch_chunked(hub, transfer, job, out, temp, &location) {
-            Err(Error::Hub(HubError::RangeIgnored { .. })) => {
-                // The server sends whole files only: one stream it is.
-                out.set_len(0)
-                    .map_err(|err| Error::io("truncate", temp, err))?;
-            }
+        let done = resumable_chunks(&record, existing, size, transfer.chunk_bytes);
+        match fetch_chunked(hub, transfer, job, out, temp, &location, done) {
+            Err(Error::Hub(HubError::RangeIgnored { .. })) => {}
             other => return other,
         }
     }
+    // One stream resumes a prefix only: what chunks left is not one.
+    let mut resume_from = existing.min(size);
+    if record.exists() || resume_from == size {
+        let _ = std::fs::remove_file(&record);
+        resume_from = 0;
+    }
+    out.set_len(resume_from)
+        .map_err(|err| Error::io("truncate", temp, err))?;
     let _permit = transfer.budget.acquire();
-    fetch_stream(hub, job, out, temp, &location)
+    fetch_stream(hub, job, out, temp, &location, resume_from)
 }
 
-/// Streams the file's content into `out`, resuming with a Range request when the connection
-/// drops, and checks its size and hash as the bytes arrive.
+/// The chunks an earlier run finished: those its record lists, or those inside the prefix a
+/// one-stream download left. They are verified with the rest when the file is whole.
+fn resumable_chunks(record: &Utf8Path, existing: u64, size: u64, chunk: u64) -> BTreeSet<usize> {
+    let count = size.div_ceil(chunk) as usize;
+    match std::fs::read_to_string(record) {
+        Ok(text) => {
+            let mut lines = text.lines();
+            let same_layout = lines.next().and_then(|l| l.parse::<u64>().ok()) == Some(chunk);
+            if !same_layout || existing != size {
+                return BTreeSet::new();
+            }
+            let indices = lines.next().unwrap_or_default().split_whitespace();
+            indices
+                .filter_map(|index| index.parse::<usize>().ok())
+                .filter(|index| *index < count)
+                .collect()
+        }
+        Err(_) if existing < size => (0..count)
+            .filter(|i| (*i as u64 + 1) * chunk <= existing)
+            .collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// Streams the file's content into `out` from `resume_from` on (the bytes before it are
+/// already there), resuming with a Range request when the connection drops, and checks its
+/// size and hash as the bytes arrive.
 fn fetch_stream(
     hub: &Hub,
     job: &Job,
     out: &mut File,
     temp: &Utf8Path,
     location: &Location,
+    resume_from: u64,
 ) -> Result<(), Error> {
     let file = &job.file;
     let mut verifier = Verifier::new(file);
-    let mut written = 0u64;
-    let mut stalled = 0;
     let mut buffer = vec![0u8; BUFFER_BYTES];
+    let mut written = 0u64;
+    while written < resume_from {
+        let want = ((resume_from - written) as usize).min(buffer.len());
+        let read = out
+            .read_at(&mut buffer[..want], written)
+            .map_err(|err| Error::io("read back", temp, err))?;
+        if read == 0 {
+            break;
+        }
+        verifier.update(&buffer[..read]);
+        written += read as u64;
+    }
+    out.seek(SeekFrom::Start(written))
+        .map_err(|err| Error::io("seek", temp, err))?;
+    let mut stalled = 0;
     loop {
         let download = hub.download(
             &job.repo,
@@ -253,6 +317,8 @@ fn fetch_stream(
 
 /// Fetches a large file as ranged chunks over several connections, written in place, while a
 /// hasher follows the contiguous prefix of finished chunks (from the page cache, just written).
+/// Chunks in `done` are on disk already (from an earlier run); the record beside the file keeps
+/// the list up to date so that an interrupted download resumes chunk by chunk.
 fn fetch_chunked(
     hub: &Hub,
     transfer: &Transfer,
@@ -260,6 +326,7 @@ fn fetch_chunked(
     out: &File,
     temp: &Utf8Path,
     location: &Location,
+    done: BTreeSet<usize>,
 ) -> Result<(), Error> {
     let size = job.file.size;
     out.set_len(size)
@@ -268,34 +335,49 @@ fn fetch_chunked(
     let chunks: Vec<(u64, u64)> = (0..size.div_ceil(chunk))
         .map(|index| (index * chunk, ((index + 1) * chunk).min(size)))
         .collect();
-    // The first chunk is asked for before the others: its redirect tells them where to go.
-    let first_permit = transfer.budget.acquire();
-    let range = ByteRange {
-        start: chunks[0].0,
-        end: Some(chunks[0].1),
+    let pending: Vec<usize> = (0..chunks.len()).filter(|i| !done.contains(i)).collect();
+    let progress = Progress::new(done, chunk_record_path(temp), chunk);
+    // The first pending chunk is asked for before the others: its redirect tells them where
+    // to go.
+    let first = match pending.first() {
+        Some(&index) => {
+            let permit = transfer.budget.acquire();
+            let (start, end) = chunks[index];
+            let range = ByteRange {
+                start,
+                end: Some(end),
+            };
+            let response = hub.download(&job.repo, &job.commit, &job.file.path, range, location)?;
+            if !response.partial {
+                return Err(range_ignored(job));
+            }
+            Some((response, permit))
+        }
+        None => None,
     };
-    let first = hub.download(&job.repo, &job.commit, &job.file.path, range, location)?;
-    if !first.partial {
-        return Err(range_ignored(job));
-    }
-    let first = Mutex::new(Some((first, first_permit)));
+    let first = Mutex::new(first);
     let next = AtomicUsize::new(0);
-    let progress = Progress::default();
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let verdict = thread::scope(|scope| {
         let hasher = scope.spawn(|| hash_in_order(job, out, temp, &chunks, &progress));
-        let connections = transfer.connections_per_file.min(chunks.len());
+        let connections = transfer.connections_per_file.min(pending.len());
         for _ in 0..connections {
             scope.spawn(|| {
                 loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(start, end)) = chunks.get(index) else {
+                    let position = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&index) = pending.get(position) else {
                         break;
                     };
                     if progress.failed.load(Ordering::Relaxed) {
                         break;
                     }
-                    let result = match first.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    let (start, end) = chunks[index];
+                    let first = if position == 0 {
+                        first.lock().unwrap_or_else(|e| e.into_inner()).take()
+                    } else {
+                        None
+                    };
+                    let result = match first {
                         Some((response, _permit)) => {
                             fetch_chunk(hub, job, out, temp, start, end, location, Some(response))
                         }
@@ -328,20 +410,37 @@ fn fetch_chunked(
     }
 }
 
-/// Which chunks are on disk, for the hasher to follow.
-#[derive(Default)]
+/// Which chunks are on disk, for the hasher to follow and for a later run to resume.
 struct Progress {
     done: Mutex<BTreeSet<usize>>,
     changed: Condvar,
     failed: AtomicBool,
+    record: Utf8PathBuf,
+    chunk_bytes: u64,
 }
 
 impl Progress {
+    fn new(done: BTreeSet<usize>, record: Utf8PathBuf, chunk_bytes: u64) -> Progress {
+        Progress {
+            done: Mutex::new(done),
+            changed: Condvar::new(),
+            failed: AtomicBool::new(false),
+            record,
+            chunk_bytes,
+        }
+    }
+
     fn finished(&self, index: usize) {
-        self.done
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(index);
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        done.insert(index);
+        // Best effort, and unsynced: a record that claims too much only costs a failed
+        // verification and a fresh download, never a corrupt blob.
+        let indices: Vec<String> = done.iter().map(usize::to_string).collect();
+        let _ = std::fs::write(
+            &self.record,
+            format!("{}\n{}\n", self.chunk_bytes, indices.join(" ")),
+        );
+        drop(done);
         self.changed.notify_all();
     }
 

@@ -171,10 +171,21 @@ fn write_response(
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", response.len));
     writer.write_all(head.as_bytes())?;
-    if !head_only {
-        io::copy(&mut response.body.as_mut().take(response.len), writer)?;
+    if head_only {
+        return writer.flush();
     }
-    writer.flush()
+    // Large reads for speed; a flush after each so that a paced (throttled) body leaves at its
+    // pace instead of in one burst at the end.
+    let mut body = response.body.as_mut().take(response.len);
+    let mut buffer = vec![0u8; 1024 * 1024];
+    loop {
+        let read = body.read(&mut buffer)?;
+        if read == 0 {
+            return writer.flush();
+        }
+        writer.write_all(&buffer[..read])?;
+        writer.flush()?;
+    }
 }
 
 fn reason(status: u16) -> &'static str {

@@ -10,5 +10,6 @@ mod errors;
 mod faults;
 mod interop;
 mod lockfile;
+mod resume;
 mod support;
 mod sync;

@@ -55,7 +55,12 @@ impl Env {
 
     /// `facehugger ARGS` in the project, against the hub, with a clean environment.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_facehugger"));
+        Command::from_std(self.std_cmd(args))
+    }
+
+    /// The same as a plain std command, for tests that spawn it and signal it.
+    pub fn std_cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_facehugger"));
         cmd.current_dir(self.project()).args(args);
         self.with_env(&mut cmd);
         cmd
@@ -64,13 +69,13 @@ impl Env {
     /// `cargo-facehugger facehugger ARGS` in `dir`, as `cargo facehugger` runs it, with the
     /// toolchain reachable (cargo metadata needs it).
     pub fn cargo_cmd(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-facehugger"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cargo-facehugger"));
         cmd.current_dir(dir).arg("facehugger").args(args);
         self.with_env(&mut cmd);
-        cmd
+        Command::from_std(cmd)
     }
 
-    fn with_env(&self, cmd: &mut Command) {
+    fn with_env(&self, cmd: &mut std::process::Command) {
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("HOME", self.dir.path())

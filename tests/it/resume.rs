@@ -1,0 +1,209 @@
+//! Interrupted syncs: killed or Ctrl-C'd at any moment, the cache stays valid, and the next sync
+//! resumes each partial file from where it stopped and verifies it whole.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{Env, Options, Origin, Run, tree};
+
+const MODEL: &str = "models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n";
+
+/// A hub whose connections crawl, so that a sync can be caught half-way.
+fn slow_env() -> Env {
+    Env::with_options(Options {
+        bandwidth: Some(100_000),
+        ..Options::default()
+    })
+}
+
+fn partials(env: &Env) -> Vec<(PathBuf, u64)> {
+    let blobs = env.repo_dir("models--acme--tiny").join("blobs");
+    let Ok(entries) = std::fs::read_dir(blobs) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".incomplete"))
+        .filter(|e| {
+            !e.file_name()
+                .to_string_lossy()
+                .ends_with(".chunks.incomplete")
+        })
+        .map(|e| (e.path(), e.metadata().unwrap().len()))
+        .collect()
+}
+
+/// Starts a sync and waits until its partial file holds at least `bytes` (chunked downloads
+/// preallocate, so for them it waits for the chunk record instead).
+fn start_and_wait(env: &Env, args: &[&str], bytes: u64) -> Child {
+    let child = env
+        .std_cmd(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let record = tree(&env.cache())
+            .iter()
+            .any(|f| f.ends_with(".chunks.incomplete"));
+        let grown = partials(env).iter().any(|(_, len)| *len >= bytes);
+        if (grown && !args.contains(&"--chunk-size")) || record {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "the download never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn assert_installed(env: &Env) {
+    let main = env.commit("model", "acme/tiny", "main");
+    let got = std::fs::read(
+        env.repo_dir("models--acme--tiny")
+            .join(format!("snapshots/{main}/model.safetensors")),
+    )
+    .unwrap();
+    let file = env
+        .hub
+        .repo("model", "acme/tiny")
+        .unwrap()
+        .commit(&main)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .content()
+        .unwrap();
+    assert!(got == file, "{} bytes installed", got.len());
+    assert!(partials(env).is_empty(), "{:?}", partials(env));
+    assert!(
+        !tree(&env.cache())
+            .iter()
+            .any(|f| f.contains(".incomplete") || f.ends_with(".tmp"))
+    );
+}
+
+fn cdn_ranges(env: &Env) -> Vec<String> {
+    env.requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Cdn)
+        .map(|r| r.header("range").unwrap_or("-").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_killed_sync_resumes_where_it_stopped() {
+    let env = slow_env();
+    env.manifest(MODEL);
+    let mut child = start_and_wait(&env, &[], 40_000);
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let (_, kept) = partials(&env)[0].clone();
+    assert!(kept >= 40_000 && kept < 200_000, "{kept}");
+    // Nothing half-written is visible to other clients: no blob, no snapshot file.
+    let main = env.commit("model", "acme/tiny", "main");
+    assert!(
+        !env.repo_dir("models--acme--tiny")
+            .join(format!("snapshots/{main}/model.safetensors"))
+            .exists()
+    );
+
+    env.hub.clear_requests();
+    env.run(&[]).success();
+    let ranges = cdn_ranges(&env);
+    assert_eq!(
+        ranges,
+        [format!("bytes={kept}-")],
+        "only the rest was fetched"
+    );
+    assert_installed(&env);
+}
+
+#[test]
+fn ctrl_c_stops_promptly_and_keeps_the_partial_download() {
+    let env = slow_env();
+    env.manifest(MODEL);
+    let child = start_and_wait(&env, &[], 20_000);
+    let stopped = Instant::now();
+    signal(&child, "-INT");
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        stopped.elapsed()
+    );
+    assert_eq!(run.code, 130, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("interrupted: partial downloads are kept; the next sync resumes them"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(partials(&env).len(), 1);
+
+    env.hub.clear_requests();
+    env.run(&[]).success();
+    assert!(
+        cdn_ranges(&env)[0].starts_with("bytes="),
+        "{:?}",
+        cdn_ranges(&env)
+    );
+    assert_installed(&env);
+}
+
+#[test]
+fn a_chunked_download_resumes_chunk_by_chunk() {
+    let env = slow_env();
+    env.manifest(MODEL);
+    let args = ["--chunk-size", "16", "--connections-per-file", "2"];
+    let mut child = start_and_wait(&env, &args, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&child, "-KILL");
+    child.wait().unwrap();
+    let first_pass = cdn_ranges(&env).len();
+    env.hub.clear_requests();
+    env.run(&args).success();
+    let second_pass = cdn_ranges(&env).len();
+    assert!(
+        second_pass < 13,
+        "finished chunks are not fetched again: {} then {second_pass} of 13",
+        first_pass
+    );
+    assert_installed(&env);
+}
+
+#[test]
+fn a_corrupt_partial_left_by_another_writer_is_never_installed() {
+    let env = Env::new();
+    env.manifest(MODEL);
+    let main = env.commit("model", "acme/tiny", "main");
+    let sha = env
+        .hub
+        .repo("model", "acme/tiny")
+        .unwrap()
+        .commit(&main)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .etag()
+        .to_owned();
+    let blobs = env.repo_dir("models--acme--tiny").join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::write(
+        blobs.join(format!("{sha}.deadbeef.incomplete")),
+        vec![7u8; 50_000],
+    )
+    .unwrap();
+    env.run(&[]).success();
+    // The garbage prefix failed verification; the blob was fetched whole and is right.
+    assert_eq!(cdn_ranges(&env), ["bytes=50000-", "-"]);
+    assert_installed(&env);
+}
