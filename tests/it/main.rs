@@ -5,6 +5,7 @@
 
 mod build_script;
 mod cargo;
+mod concurrency;
 mod docker;
 mod errors;
 mod faults;
