@@ -4,9 +4,13 @@
 use std::ffi::OsString;
 use std::io::Write;
 
+use std::sync::Mutex;
+use std::time::Duration;
+
 use anstyle::{AnsiColor, Effects, Style};
 use camino::Utf8PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cache::Cache;
 use crate::error::Error;
@@ -189,10 +193,7 @@ fn execute(cli: Cli) -> i32 {
         ColorChoice::Never => anstream::ColorChoice::Never.write_global(),
         ColorChoice::Auto => {}
     }
-    let reporter = Terminal {
-        quiet: common.quiet,
-        verbose: common.verbose,
-    };
+    let reporter = Terminal::new(common.quiet, common.verbose);
     match run(command, &common, &reporter) {
         Ok(()) => 0,
         Err(error) => {
@@ -269,11 +270,12 @@ fn run(command: Run, common: &CommonArgs, reporter: &Terminal) -> Result<(), Err
             reporter.status(
                 "Finished",
                 &format!(
-                    "{} in {:.2}s ({} downloaded, {}; {} already cached)",
+                    "{} in {:.2}s ({} downloaded, {}{}; {} already cached)",
                     files(total),
                     report.elapsed.as_secs_f64(),
                     report.downloaded_files,
                     human_bytes(report.downloaded_bytes),
+                    rate(report.downloaded_bytes, report.elapsed),
                     report.fresh_files + report.linked_files
                 ),
             );
@@ -283,6 +285,15 @@ fn run(command: Run, common: &CommonArgs, reporter: &Terminal) -> Result<(), Err
             Ok(())
         }
     }
+}
+
+/// ` at 12.3 MB/s`, when something was downloaded.
+fn rate(bytes: u64, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    if bytes == 0 || seconds <= 0.0 {
+        return String::new();
+    }
+    format!(" at {}/s", human_bytes((bytes as f64 / seconds) as u64))
 }
 
 /// The dry-run plan, on stdout: per model the `hf download` command and each file.
@@ -358,13 +369,33 @@ fn shell_quote(word: &str) -> String {
 struct Terminal {
     quiet: bool,
     verbose: bool,
+    /// The live display while files download (drawn only on a terminal).
+    progress: Mutex<Option<Live>>,
 }
+
+/// Overall bytes, rate and ETA, plus a line per file in flight.
+struct Live {
+    multi: MultiProgress,
+    total: ProgressBar,
+    files: Vec<(String, ProgressBar)>,
+}
+
+/// Files shown in flight at most; the others still count in the total.
+const FILES_SHOWN: usize = 8;
 
 const STATUS: Style = AnsiColor::Green.on_default().effects(Effects::BOLD);
 const ERROR: Style = AnsiColor::Red.on_default().effects(Effects::BOLD);
 const WARNING: Style = AnsiColor::Yellow.on_default().effects(Effects::BOLD);
 
 impl Terminal {
+    fn new(quiet: bool, verbose: bool) -> Terminal {
+        Terminal {
+            quiet,
+            verbose,
+            progress: Mutex::new(None),
+        }
+    }
+
     fn detail(&self, verb: &str, message: &str) {
         if self.verbose {
             self.status(verb, message);
@@ -372,20 +403,102 @@ impl Terminal {
     }
 
     fn error(&self, error: &Error) {
-        let _ = writeln!(anstream::stderr(), "{ERROR}error{ERROR:#}: {error}");
+        self.print(|| {
+            let _ = writeln!(anstream::stderr(), "{ERROR}error{ERROR:#}: {error}");
+        });
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Option<Live>> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Prints above the live display, if there is one.
+    fn print(&self, write: impl FnOnce()) {
+        match self.live().as_ref() {
+            Some(live) => live.multi.suspend(write),
+            None => write(),
+        }
     }
 }
 
 impl Reporter for Terminal {
     fn status(&self, verb: &str, message: &str) {
         if !self.quiet {
-            let _ = writeln!(anstream::stderr(), "{STATUS}{verb:>12}{STATUS:#} {message}");
+            self.print(|| {
+                let _ = writeln!(anstream::stderr(), "{STATUS}{verb:>12}{STATUS:#} {message}");
+            });
         }
     }
 
     fn warn(&self, message: &str) {
         if !self.quiet {
-            let _ = writeln!(anstream::stderr(), "{WARNING}warning{WARNING:#}: {message}");
+            self.print(|| {
+                let _ = writeln!(anstream::stderr(), "{WARNING}warning{WARNING:#}: {message}");
+            });
+        }
+    }
+
+    fn transfer_started(&self, files: usize, bytes: u64) {
+        if self.quiet {
+            return;
+        }
+        // Hidden by indicatif itself when stderr is not a terminal (or TERM=dumb).
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let total = multi.add(ProgressBar::new(bytes));
+        total.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12.green.bold} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        total.set_prefix("Downloading");
+        total.set_message(files.to_string());
+        *self.live() = Some(Live {
+            multi,
+            total,
+            files: Vec::new(),
+        });
+    }
+
+    fn file_started(&self, name: &str) {
+        if let Some(live) = self.live().as_mut()
+            && live.files.len() < FILES_SHOWN
+        {
+            let line = live.multi.add(ProgressBar::new_spinner());
+            line.set_style(
+                ProgressStyle::with_template("{prefix:>12} {spinner} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            line.set_message(name.to_owned());
+            line.enable_steady_tick(Duration::from_millis(120));
+            live.files.push((name.to_owned(), line));
+        }
+    }
+
+    fn bytes_arrived(&self, bytes: u64) {
+        if let Some(live) = self.live().as_ref() {
+            live.total.inc(bytes);
+        }
+    }
+
+    fn file_finished(&self, name: &str) {
+        if let Some(live) = self.live().as_mut()
+            && let Some(index) = live.files.iter().position(|(file, _)| file == name)
+        {
+            let (_, line) = live.files.remove(index);
+            line.finish_and_clear();
+            live.multi.remove(&line);
+        }
+    }
+
+    fn transfer_finished(&self) {
+        if let Some(live) = self.live().take() {
+            for (_, line) in live.files {
+                line.finish_and_clear();
+            }
+            live.total.finish_and_clear();
+            let _ = live.multi.clear();
         }
     }
 }

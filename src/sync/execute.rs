@@ -22,6 +22,7 @@ use crate::cache::{Cache, chunk_record_path, remove_partial};
 use crate::error::Error;
 use crate::hub::{ByteRange, Download, Hub, HubError, Location};
 use crate::repo::{Repo, RepoFile};
+use crate::sync::Reporter;
 
 /// Consecutive failed attempts (no byte received) before a download gives up.
 const MAX_STALLED_ATTEMPTS: u32 = 5;
@@ -39,9 +40,8 @@ pub struct Job {
     pub file: RepoFile,
 }
 
-/// How files are transferred.
-#[derive(Debug)]
-pub struct Transfer {
+/// How files are transferred, and where progress is reported.
+pub struct Transfer<'a> {
     /// Files of at least twice this size are fetched in chunks of this size, over several
     /// connections at once.
     pub chunk_bytes: u64,
@@ -49,15 +49,23 @@ pub struct Transfer {
     pub connections_per_file: usize,
     /// Open connections in all, shared by every download.
     pub budget: Budget,
+    /// Told of every file and every byte.
+    pub reporter: &'a dyn Reporter,
 }
 
-impl Transfer {
+impl<'a> Transfer<'a> {
     /// `connections` in all, each large file using up to `connections_per_file` of them.
-    pub fn new(connections: usize, connections_per_file: usize, chunk_bytes: u64) -> Transfer {
+    pub fn new(
+        connections: usize,
+        connections_per_file: usize,
+        chunk_bytes: u64,
+        reporter: &'a dyn Reporter,
+    ) -> Transfer<'a> {
         Transfer {
             chunk_bytes: chunk_bytes.max(1),
             connections_per_file: connections_per_file.max(1),
             budget: Budget::new(connections),
+            reporter,
         }
     }
 }
@@ -133,7 +141,7 @@ pub fn run_parallel<T: Sync, R: Send>(
 
 /// Puts one file in its snapshot, downloading its blob unless the cache has it. Returns the
 /// number of bytes downloaded.
-pub fn install(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Result<u64, Error> {
+pub fn install(hub: &Hub, cache: &Cache, transfer: &Transfer<'_>, job: &Job) -> Result<u64, Error> {
     let etag = job.file.etag();
     let _lock = cache.lock_blob(&job.repo, etag)?;
     let downloaded = if cache.has_blob(&job.repo, etag) {
@@ -147,7 +155,25 @@ pub fn install(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Resu
 
 /// Downloads and verifies a blob, then installs it. A partial download left by an earlier run
 /// is resumed; a hash mismatch starts over, once.
-fn download_blob(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Result<u64, Error> {
+fn download_blob(
+    hub: &Hub,
+    cache: &Cache,
+    transfer: &Transfer<'_>,
+    job: &Job,
+) -> Result<u64, Error> {
+    let name = format!("{}: {}", job.repo, job.file.path);
+    transfer.reporter.file_started(&name);
+    let result = download_verified(hub, cache, transfer, job);
+    transfer.reporter.file_finished(&name);
+    result
+}
+
+fn download_verified(
+    hub: &Hub,
+    cache: &Cache,
+    transfer: &Transfer<'_>,
+    job: &Job,
+) -> Result<u64, Error> {
     let etag = job.file.etag();
     let mut attempts_left = 2;
     loop {
@@ -181,16 +207,35 @@ fn download_blob(hub: &Hub, cache: &Cache, transfer: &Transfer, job: &Job) -> Re
     }
 }
 
+/// What every request for one file needs.
+#[derive(Clone, Copy)]
+struct Fetch<'a> {
+    hub: &'a Hub,
+    job: &'a Job,
+    /// The partial download being written.
+    temp: &'a Utf8Path,
+    /// Where the Hub's redirect led, shared by the file's requests.
+    location: &'a Location,
+    reporter: &'a dyn Reporter,
+}
+
 /// Fetches the file into `out` and verifies it: in chunks over several connections when it is
 /// large, else in one stream; either way resuming what an earlier run left in `out`.
 fn fetch(
     hub: &Hub,
-    transfer: &Transfer,
+    transfer: &Transfer<'_>,
     job: &Job,
     out: &mut File,
     temp: &Utf8Path,
 ) -> Result<(), Error> {
     let location = Location::default();
+    let ctx = Fetch {
+        hub,
+        job,
+        temp,
+        location: &location,
+        reporter: transfer.reporter,
+    };
     let size = job.file.size;
     let existing = out
         .metadata()
@@ -200,7 +245,7 @@ fn fetch(
     let chunked = transfer.connections_per_file > 1 && size >= 2 * transfer.chunk_bytes;
     if chunked {
         let done = resumable_chunks(&record, existing, size, transfer.chunk_bytes);
-        match fetch_chunked(hub, transfer, job, out, temp, &location, done) {
+        match fetch_chunked(ctx, transfer, out, done) {
             Err(Error::Hub(HubError::RangeIgnored { .. })) => {}
             other => return other,
         }
@@ -214,7 +259,7 @@ fn fetch(
     out.set_len(resume_from)
         .map_err(|err| Error::io("truncate", temp, err))?;
     let _permit = transfer.budget.acquire();
-    fetch_stream(hub, job, out, temp, &location, resume_from)
+    fetch_stream(ctx, out, resume_from)
 }
 
 /// The chunks an earlier run finished: those its record lists, or those inside the prefix a
@@ -244,14 +289,14 @@ fn resumable_chunks(record: &Utf8Path, existing: u64, size: u64, chunk: u64) -> 
 /// Streams the file's content into `out` from `resume_from` on (the bytes before it are
 /// already there), resuming with a Range request when the connection drops, and checks its
 /// size and hash as the bytes arrive.
-fn fetch_stream(
-    hub: &Hub,
-    job: &Job,
-    out: &mut File,
-    temp: &Utf8Path,
-    location: &Location,
-    resume_from: u64,
-) -> Result<(), Error> {
+fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), Error> {
+    let Fetch {
+        hub,
+        job,
+        temp,
+        location,
+        reporter,
+    } = ctx;
     let file = &job.file;
     let mut verifier = Verifier::new(file);
     let mut buffer = vec![0u8; BUFFER_BYTES];
@@ -298,6 +343,7 @@ fn fetch_stream(
                         .map_err(|err| Error::io("write", temp, err))?;
                     verifier.update(&buffer[..read]);
                     written += read as u64;
+                    reporter.bytes_arrived(read as u64);
                     stalled = 0;
                 }
                 Err(err) => break Some(err.to_string()),
@@ -320,14 +366,18 @@ fn fetch_stream(
 /// Chunks in `done` are on disk already (from an earlier run); the record beside the file keeps
 /// the list up to date so that an interrupted download resumes chunk by chunk.
 fn fetch_chunked(
-    hub: &Hub,
-    transfer: &Transfer,
-    job: &Job,
+    ctx: Fetch<'_>,
+    transfer: &Transfer<'_>,
     out: &File,
-    temp: &Utf8Path,
-    location: &Location,
     done: BTreeSet<usize>,
 ) -> Result<(), Error> {
+    let Fetch {
+        hub,
+        job,
+        temp,
+        location,
+        ..
+    } = ctx;
     let size = job.file.size;
     out.set_len(size)
         .map_err(|err| Error::io("allocate", temp, err))?;
@@ -379,11 +429,11 @@ fn fetch_chunked(
                     };
                     let result = match first {
                         Some((response, _permit)) => {
-                            fetch_chunk(hub, job, out, temp, start, end, location, Some(response))
+                            fetch_chunk(ctx, out, start, end, Some(response))
                         }
                         None => {
                             let _permit = transfer.budget.acquire();
-                            fetch_chunk(hub, job, out, temp, start, end, location, None)
+                            fetch_chunk(ctx, out, start, end, None)
                         }
                     };
                     match result {
@@ -501,17 +551,20 @@ fn hash_in_order(
 
 /// Fetches bytes `start..end` into place (from `first`, when its request is already made),
 /// resuming within the chunk when the connection drops.
-#[allow(clippy::too_many_arguments)]
 fn fetch_chunk(
-    hub: &Hub,
-    job: &Job,
+    ctx: Fetch<'_>,
     out: &File,
-    temp: &Utf8Path,
     start: u64,
     end: u64,
-    location: &Location,
     mut first: Option<Download>,
 ) -> Result<(), Error> {
+    let Fetch {
+        hub,
+        job,
+        temp,
+        location,
+        reporter,
+    } = ctx;
     let file = &job.file;
     let mut position = start;
     let mut stalled = 0;
@@ -541,6 +594,7 @@ fn fetch_chunk(
                     out.write_all_at(&buffer[..read], position)
                         .map_err(|err| Error::io("write", temp, err))?;
                     position += read as u64;
+                    reporter.bytes_arrived(read as u64);
                     stalled = 0;
                 }
                 Err(err) => break Some(err.to_string()),

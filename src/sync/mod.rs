@@ -96,6 +96,16 @@ pub trait Reporter: Sync {
     fn status(&self, verb: &str, message: &str);
     /// A warning.
     fn warn(&self, message: &str);
+    /// Downloads begin: this many files and bytes to fetch.
+    fn transfer_started(&self, _files: usize, _bytes: u64) {}
+    /// A file's download begins (`repo: path`).
+    fn file_started(&self, _name: &str) {}
+    /// Bytes arrived (counted again if a download has to start over).
+    fn bytes_arrived(&self, _bytes: u64) {}
+    /// A file's download ended, well or not.
+    fn file_finished(&self, _name: &str) {}
+    /// All downloads ended.
+    fn transfer_finished(&self) {}
 }
 
 /// A reporter that says nothing.
@@ -308,10 +318,21 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
         settings.jobs,
         settings.connections_per_file,
         settings.chunk_bytes,
+        reporter,
     );
+    let to_fetch = jobs
+        .iter()
+        .filter(|job| !cache.has_blob(&job.repo, job.file.etag()));
+    let (count, bytes) = to_fetch.fold((0, 0), |(n, b), job| (n + 1, b + job.file.size));
+    if count > 0 {
+        reporter.transfer_started(count, bytes);
+    }
     let results = run_parallel(&jobs, settings.jobs, |job| {
         install(&hub, cache, &transfer, job)
     });
+    if count > 0 {
+        reporter.transfer_finished();
+    }
     let mut failures = Vec::new();
     for (job, result) in jobs.iter().zip(results) {
         match result {
