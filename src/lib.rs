@@ -8,6 +8,7 @@ pub mod cargo;
 pub mod cli;
 pub mod error;
 pub mod hub;
+pub mod inspect;
 pub mod lock;
 pub mod manifest;
 pub mod patterns;

@@ -25,7 +25,7 @@ pub struct Project {
 pub struct Discovery {
     /// A manifest given as argument: a YAML file, or a Cargo.toml.
     pub manifest: Option<Utf8PathBuf>,
-    /// `--manifest-path`: a Cargo.toml.
+    /// `--manifest-path`: a Cargo.toml (or a YAML manifest).
     pub manifest_path: Option<Utf8PathBuf>,
     /// `-p/--package`: workspace members to sync (plus the workspace's own table).
     pub packages: Vec<String>,
@@ -36,15 +36,12 @@ impl Discovery {
     /// else `facehugger.yaml` there; else the Cargo project around it. Declarations in both
     /// places are an error.
     pub fn find(&self, dir: &Utf8Path) -> Result<Project, Error> {
-        if let Some(path) = &self.manifest {
-            return if path.file_name() == Some("Cargo.toml") {
+        if let Some(path) = self.manifest.as_ref().or(self.manifest_path.as_ref()) {
+            return if path.extension() == Some("toml") {
                 self.cargo_project(Some(path))
             } else {
                 yaml_project(path)
             };
-        }
-        if let Some(path) = &self.manifest_path {
-            return self.cargo_project(Some(path));
         }
         // Named relative to `dir` (the current folder), as the user would write it.
         let yaml = Utf8PathBuf::from(MANIFEST_FILE);

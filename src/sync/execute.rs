@@ -641,13 +641,13 @@ fn dropped(hub: &Hub, job: &Job, failure: Option<String>, at: u64, end: u64) -> 
 
 /// The hash a file's etag is: sha256 of the content for LFS files, the git blob sha1
 /// (`blob <size>\0` + content) for regular files.
-enum Verifier {
+pub(crate) enum Verifier {
     Sha256(Sha256),
     GitSha1(Sha1),
 }
 
 impl Verifier {
-    fn new(file: &RepoFile) -> Verifier {
+    pub(crate) fn new(file: &RepoFile) -> Verifier {
         if file.lfs_sha256.is_some() {
             Verifier::Sha256(Sha256::new())
         } else {
@@ -657,14 +657,14 @@ impl Verifier {
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         match self {
             Verifier::Sha256(hasher) => hasher.update(bytes),
             Verifier::GitSha1(hasher) => hasher.update(bytes),
         }
     }
 
-    fn check(self, file: &RepoFile, size: u64) -> Result<(), Error> {
+    pub(crate) fn check(self, file: &RepoFile, size: u64) -> Result<(), Error> {
         let (algorithm, actual) = match self {
             Verifier::Sha256(hasher) => ("sha256", hex(&hasher.finalize())),
             Verifier::GitSha1(hasher) => ("git-sha1", hex(&hasher.finalize())),

@@ -5,6 +5,7 @@
 
 mod build_script;
 mod cargo;
+mod commands;
 mod concurrency;
 mod docker;
 mod errors;

@@ -1,0 +1,151 @@
+//! The terminal side of the reporter: cargo-style status lines, and a live progress display
+//! while files download.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Effects, Style};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::error::Error;
+use crate::sync::Reporter;
+
+/// Cargo-style status lines on stderr: the verb right-aligned in 12 columns, bold green on a
+/// terminal (anstream strips the colour elsewhere and honours NO_COLOR).
+pub(crate) struct Terminal {
+    quiet: bool,
+    verbose: bool,
+    /// The live display while files download (drawn only on a terminal).
+    progress: Mutex<Option<Live>>,
+}
+
+/// Overall bytes, rate and ETA, plus a line per file in flight.
+struct Live {
+    multi: MultiProgress,
+    total: ProgressBar,
+    files: Vec<(String, ProgressBar)>,
+}
+
+/// Files shown in flight at most; the others still count in the total.
+const FILES_SHOWN: usize = 8;
+
+const STATUS: Style = AnsiColor::Green.on_default().effects(Effects::BOLD);
+const ERROR: Style = AnsiColor::Red.on_default().effects(Effects::BOLD);
+const WARNING: Style = AnsiColor::Yellow.on_default().effects(Effects::BOLD);
+
+impl Terminal {
+    pub(crate) fn new(quiet: bool, verbose: bool) -> Terminal {
+        Terminal {
+            quiet,
+            verbose,
+            progress: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn detail(&self, verb: &str, message: &str) {
+        if self.verbose {
+            self.status(verb, message);
+        }
+    }
+
+    pub(crate) fn error(&self, error: &Error) {
+        self.print(|| {
+            let _ = writeln!(anstream::stderr(), "{ERROR}error{ERROR:#}: {error}");
+        });
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Option<Live>> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Prints above the live display, if there is one.
+    fn print(&self, write: impl FnOnce()) {
+        match self.live().as_ref() {
+            Some(live) => live.multi.suspend(write),
+            None => write(),
+        }
+    }
+}
+
+impl Reporter for Terminal {
+    fn status(&self, verb: &str, message: &str) {
+        if !self.quiet {
+            self.print(|| {
+                let _ = writeln!(anstream::stderr(), "{STATUS}{verb:>12}{STATUS:#} {message}");
+            });
+        }
+    }
+
+    fn warn(&self, message: &str) {
+        if !self.quiet {
+            self.print(|| {
+                let _ = writeln!(anstream::stderr(), "{WARNING}warning{WARNING:#}: {message}");
+            });
+        }
+    }
+
+    fn transfer_started(&self, files: usize, bytes: u64) {
+        if self.quiet {
+            return;
+        }
+        // Hidden by indicatif itself when stderr is not a terminal (or TERM=dumb).
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let total = multi.add(ProgressBar::new(bytes));
+        total.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12.green.bold} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        total.set_prefix("Downloading");
+        total.set_message(files.to_string());
+        *self.live() = Some(Live {
+            multi,
+            total,
+            files: Vec::new(),
+        });
+    }
+
+    fn file_started(&self, name: &str) {
+        if let Some(live) = self.live().as_mut()
+            && live.files.len() < FILES_SHOWN
+        {
+            let line = live.multi.add(ProgressBar::new_spinner());
+            line.set_style(
+                ProgressStyle::with_template("{prefix:>12} {spinner} {wide_msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            line.set_message(name.to_owned());
+            line.enable_steady_tick(Duration::from_millis(120));
+            live.files.push((name.to_owned(), line));
+        }
+    }
+
+    fn bytes_arrived(&self, bytes: u64) {
+        if let Some(live) = self.live().as_ref() {
+            live.total.inc(bytes);
+        }
+    }
+
+    fn file_finished(&self, name: &str) {
+        if let Some(live) = self.live().as_mut()
+            && let Some(index) = live.files.iter().position(|(file, _)| file == name)
+        {
+            let (_, line) = live.files.remove(index);
+            line.finish_and_clear();
+            live.multi.remove(&line);
+        }
+    }
+
+    fn transfer_finished(&self) {
+        if let Some(live) = self.live().take() {
+            for (_, line) in live.files {
+                line.finish_and_clear();
+            }
+            live.total.finish_and_clear();
+            let _ = live.multi.clear();
+        }
+    }
+}

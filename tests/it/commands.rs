@@ -1,0 +1,288 @@
+//! Everyday commands and output modes: `status`, `path`, `verify`, `--format json`,
+//! `completions`, the live progress on a terminal. Outputs are compared whole, with the
+//! temporary paths, commits and timings replaced by placeholders.
+
+use crate::support::{Env, Options};
+
+/// The text with the paths, commits and timings of this run replaced by placeholders.
+fn filtered(env: &Env, text: &str) -> String {
+    let mut text = text.replace(&env.cache().display().to_string(), "[CACHE]");
+    for (repo_type, id, rev, name) in [
+        ("model", "acme/tiny", "main", "[MAIN]"),
+        ("model", "acme/tiny", "v1.0", "[V1]"),
+        ("dataset", "acme/data", "main", "[DATA]"),
+    ] {
+        text = text.replace(&env.commit(repo_type, id, rev), name);
+    }
+    let mut out = String::new();
+    for word in text.split_inclusive(' ') {
+        let bare = word.trim_end();
+        let timing = bare.ends_with('s') && bare.trim_end_matches('s').parse::<f64>().is_ok();
+        out.push_str(if timing { "[TIME] " } else { word });
+    }
+    out
+}
+
+const MANIFEST: &str = "models:\n  - repo: acme/tiny\n    include: [\"*.json\"]\n  - repo: acme/tiny\n    ref: v1.0\n    include: README.md\n  - repo: acme/data\n    repo_type: dataset\n    include: data/\n";
+
+#[test]
+fn status_shows_each_model_without_the_network() {
+    let env = Env::new();
+    env.manifest(MANIFEST);
+    let run = env.run(&["status"]).success();
+    assert_eq!(
+        run.stdout,
+        "acme/tiny@main\n  locked:   not locked\n  cache:    not synced\nacme/tiny@v1.0\n  locked:   not locked\n  cache:    not synced\ndataset acme/data@main\n  locked:   not locked\n  cache:    not synced\n"
+    );
+    env.run(&[]).success();
+    // One file goes missing from the cache.
+    let main = env.commit("model", "acme/tiny", "main");
+    std::fs::remove_file(
+        env.repo_dir("models--acme--tiny")
+            .join(format!("snapshots/{main}/config.json")),
+    )
+    .unwrap();
+    env.hub.clear_requests();
+    let run = env.run(&["ls"]).success();
+    assert_eq!(
+        filtered(&env, &run.stdout),
+        "acme/tiny@main\n  locked:   [MAIN] (current as of the last sync)\n  cache:    1 of 3 files missing (64 B on disk)\n  snapshot: [CACHE]/models--acme--tiny/snapshots/[MAIN]\nacme/tiny@v1.0\n  locked:   [V1] (current as of the last sync)\n  cache:    complete (1 file, 27 B)\n  snapshot: [CACHE]/models--acme--tiny/snapshots/[V1]\ndataset acme/data@main\n  locked:   [DATA] (current as of the last sync)\n  cache:    complete (2 files, 50.0 KB)\n  snapshot: [CACHE]/datasets--acme--data/snapshots/[DATA]\n"
+    );
+    assert!(env.requests().is_empty(), "status uses no network");
+
+    let run = env.run(&["status", "--format", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json[0]["repo_id"], "acme/tiny");
+    assert_eq!(json[0]["ref"], "main");
+    assert_eq!(json[0]["locked_revision"], main);
+    assert_eq!(json[0]["lock_current"], true);
+    assert_eq!(json[0]["files"], 3);
+    assert_eq!(json[0]["missing"], 1);
+    assert_eq!(json[2]["repo_type"], "dataset");
+}
+
+#[test]
+fn path_prints_the_snapshot_folder_for_scripts() {
+    let env = Env::new();
+    env.manifest(MANIFEST);
+    let run = env.run(&["path", "acme/tiny"]).failure(1);
+    assert!(
+        run.stderr
+            .contains("`acme/tiny` is declared at several refs (main, v1.0): pass --ref"),
+        "{}",
+        run.stderr
+    );
+    let run = env.run(&["path", "acme/data"]).failure(1);
+    assert!(
+        run.stderr.contains(
+            "dataset acme/data@main is neither locked nor in the cache: run `facehugger sync` first"
+        ),
+        "{}",
+        run.stderr
+    );
+    env.run(&[]).success();
+    let run = env.run(&["path", "acme/tiny", "--ref", "v1.0"]).success();
+    assert_eq!(
+        filtered(&env, &run.stdout),
+        "[CACHE]/models--acme--tiny/snapshots/[V1]\n"
+    );
+    let run = env.run(&["path", "acme/nope"]).failure(1);
+    assert!(
+        run.stderr
+            .contains("`acme/nope` is not in `facehugger.yaml`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn verify_finds_corrupt_and_missing_files_and_repair_fixes_them() {
+    let env = Env::new();
+    env.manifest(MANIFEST);
+    env.run(&[]).success();
+    let run = env.run(&["verify"]).success();
+    assert_eq!(run.stdout, "every file verified\n");
+
+    let main = env.commit("model", "acme/tiny", "main");
+    let info = env
+        .hub
+        .repo("model", "acme/tiny")
+        .unwrap()
+        .commit(&main)
+        .unwrap()
+        .clone();
+    let config = info.file("config.json").unwrap().etag().to_owned();
+    let blob = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("blobs/{config}"));
+    std::fs::write(&blob, "{\"hidden_size\": 17}\n").unwrap();
+    std::fs::remove_file(
+        env.repo_dir("models--acme--tiny")
+            .join(format!("snapshots/{main}/tokenizer.json")),
+    )
+    .unwrap();
+    let run = env.run(&["verify"]).failure(1);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert!(
+        lines[0].starts_with(&format!(
+            "acme/tiny@main: config.json: corrupt: expected {config}, got "
+        )),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(lines[1], "acme/tiny@main: tokenizer.json: missing");
+    let run = env.run(&["verify", "--format", "json"]).failure(1);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["ok"], false);
+    assert_eq!(json["problems"][0]["problem"], "corrupt");
+    assert_eq!(json["problems"][1]["problem"], "missing");
+
+    env.hub.clear_requests();
+    let run = env.run(&["verify", "--repair"]).success();
+    assert_eq!(run.stdout, "every file verified\n");
+    assert!(
+        run.stderr
+            .contains("Downloading acme/tiny@main (1 file, 20 B)"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        env.count("/api/"),
+        0,
+        "the repair downloads the locked revision, nothing else"
+    );
+}
+
+#[test]
+fn json_output_of_dry_run_and_lock_is_stable() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: config.json\n");
+    let run = env
+        .run(&["sync", "--dry-run", "--format", "json"])
+        .success();
+    let main = env.commit("model", "acme/tiny", "main");
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([{
+            "repo_id": "acme/tiny",
+            "repo_type": "model",
+            "ref": "main",
+            "revision": main,
+            "hf_command": "hf download acme/tiny --include config.json",
+            "download_files": 1,
+            "download_bytes": 20,
+            "cached_files": 0,
+            "files": [{"path": "config.json", "size": 20, "action": "download"}],
+        }])
+    );
+    let run = env.run(&["lock", "--format", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["changed"], true);
+    assert_eq!(json["written"], true);
+    assert_eq!(
+        json["entries"],
+        serde_json::json!([{"repo_id": "acme/tiny", "repo_type": "model", "revision": main, "refs": ["main"]}])
+    );
+    assert!(
+        json["lock_path"]
+            .as_str()
+            .unwrap()
+            .ends_with("facehugger.lock")
+    );
+    let run = env.run(&["lock", "--check", "--format", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        (json["changed"].clone(), json["written"].clone()),
+        (false.into(), false.into())
+    );
+    let run = env.run(&["--format", "json"]).failure(2);
+    assert!(run.stderr.contains("--dry-run"), "{}", run.stderr);
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let env = Env::new();
+    for (shell, needle) in [
+        ("bash", "_facehugger()"),
+        ("zsh", "#compdef facehugger"),
+        ("fish", "complete -c facehugger"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let run = env.run(&["completions", shell]).success();
+        assert!(
+            run.stdout.contains(needle),
+            "{shell}: {}",
+            &run.stdout[..run.stdout.len().min(300)]
+        );
+        assert!(run.stdout.contains("frozen"), "{shell}");
+    }
+}
+
+#[test]
+fn output_is_plain_off_a_terminal_and_live_on_one() {
+    let env = Env::with_options(Options {
+        bandwidth: Some(150_000),
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/tiny\n    include: model.safetensors\n");
+    // Off a terminal: status lines only, no progress, no colour; -q: nothing at all.
+    let run = env.run(&[]).success();
+    let lines: Vec<String> = filtered(&env, &run.stderr)
+        .lines()
+        .map(|l| l.trim_start().to_owned())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "Resolving acme/tiny@main",
+            "Locked facehugger.lock",
+            "Downloading acme/tiny@main (1 file, 200.0 KB)",
+            "Finished 1 file in [TIME] (1 downloaded, 200.0 KB at [RATE]; 0 already cached)",
+        ]
+        .map(|line| line.replace(
+            "[RATE]",
+            lines
+                .last()
+                .and_then(|l| l.split(" at ").nth(1)?.split(';').next())
+                .unwrap_or("")
+        ))
+    );
+    assert!(!run.stderr.contains('\x1b'));
+    let run = env.run(&["-q", "--frozen"]).success();
+    assert_eq!((run.stdout.as_str(), run.stderr.as_str()), ("", ""));
+
+    // On a terminal (a pseudo-terminal from `script`): a live display, cleared at the end.
+    let cache = env.dir.path().join("tty-cache");
+    let command = format!(
+        "{} --cache-dir {}",
+        env!("CARGO_BIN_EXE_facehugger"),
+        cache.display()
+    );
+    let output = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(env.project())
+        .env("TERM", "xterm")
+        .env("HF_ENDPOINT", env.hub.endpoint())
+        .env("HF_HOME", env.home())
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout);
+    let tail: String = screen
+        .chars()
+        .rev()
+        .take(600)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert!(output.status.success(), "{tail}");
+    assert!(
+        screen.contains("acme/tiny: model.safetensors"),
+        "a line per file in flight: {tail}"
+    );
+    assert!(screen.contains("/200.00 kB"), "overall bytes: {tail}");
+    assert!(screen.contains("\x1b[2K"), "the display is cleared: {tail}");
+    assert!(tail.contains("Finished"), "{tail}");
+}
