@@ -109,8 +109,7 @@ fn verify_finds_corrupt_and_missing_files_and_repair_fixes_them() {
         .repo("model", "acme/tiny")
         .unwrap()
         .commit(&main)
-        .unwrap()
-        .clone();
+        .unwrap();
     let config = info.file("config.json").unwrap().etag().to_owned();
     let blob = env
         .repo_dir("models--acme--tiny")

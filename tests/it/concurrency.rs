@@ -49,8 +49,7 @@ fn facehugger_processes_and_hf_download_share_one_cache_at_once() {
         .repo("model", "acme/tiny")
         .unwrap()
         .commit(&main)
-        .unwrap()
-        .clone();
+        .unwrap();
     let cdn = env
         .requests()
         .iter()
