@@ -346,13 +346,7 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
             }
         }
     }
-    if !failures.is_empty() {
-        return Err(if failures.len() == 1 {
-            failures.remove(0)
-        } else {
-            Error::Several { failures }
-        });
-    }
+    all_done(failures)?;
     report.snapshots = plans
         .iter()
         .map(|plan| &plan.resolved)
@@ -457,13 +451,7 @@ fn resolve_online(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<Re
             }
         }
     }
-    if !failures.is_empty() {
-        return Err(if failures.len() == 1 {
-            failures.remove(0)
-        } else {
-            Error::Several { failures }
-        });
-    }
+    all_done(failures)?;
     Ok(manifest_models
         .iter()
         .map(|model| Resolved {
@@ -521,13 +509,7 @@ fn list_commits(
             Err(error) => failures.push(Error::from(error).for_model(format!("{repo}@{commit}"))),
         }
     }
-    if !failures.is_empty() {
-        return Err(if failures.len() == 1 {
-            failures.remove(0)
-        } else {
-            Error::Several { failures }
-        });
-    }
+    all_done(failures)?;
     Ok((listings, to_fetch))
 }
 
@@ -566,6 +548,15 @@ fn check_offline(plans: &[ModelPlan]) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::OfflineMissing { missing })
+    }
+}
+
+/// `Ok` when nothing failed; else the one failure, or all of them together.
+fn all_done(mut failures: Vec<Error>) -> Result<(), Error> {
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        _ => Err(Error::Several { failures }),
     }
 }
 
