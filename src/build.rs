@@ -24,7 +24,7 @@
 //!
 //! `src/main.rs`: each model's snapshot folder in the HF cache, as a constant and as an
 //! environment variable of the compilation:
-//! ```ignore
+//! ```text
 //! include!(concat!(env!("OUT_DIR"), "/facehugger.rs")); // pub const TINY: &str = "/…/snapshots/<commit>";
 //!
 //! const CONFIG: &[u8] = include_bytes!(concat!(env!("FACEHUGGER_TINY"), "/config.json"));

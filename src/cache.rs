@@ -109,7 +109,14 @@ impl Cache {
         if reference == commit || self.read_ref(repo, reference).as_deref() == Some(commit) {
             return Ok(());
         }
-        write_atomically(&self.ref_path(repo, reference), commit.as_bytes(), 0o644)
+        let path = self.ref_path(repo, reference);
+        // The rename replaces a link at `refs/<ref>` itself; links above it are refused.
+        create_dirs_within(
+            &self.repo_dir(repo),
+            parent_of(&path),
+            "create the refs folder",
+        )?;
+        write_atomically(&path, commit.as_bytes(), 0o644)
     }
 
     /// Writes `CACHEDIR.TAG` at the cache root if it is missing.
@@ -129,11 +136,13 @@ impl Cache {
 
     /// Writes `trees/<commit>.json` in the reference client's exact format.
     pub fn write_tree(&self, repo: &Repo, commit: &str, files: &[RepoFile]) -> Result<(), Error> {
-        write_atomically(
-            &self.tree_path(repo, commit),
-            render_tree(files).as_bytes(),
-            0o600,
-        )
+        let path = self.tree_path(repo, commit);
+        create_dirs_within(
+            &self.repo_dir(repo),
+            parent_of(&path),
+            "create the trees folder",
+        )?;
+        write_atomically(&path, render_tree(files).as_bytes(), 0o600)
     }
 
     /// True if `snapshots/<commit>/<path>` exists and leads to content (a dangling link does not).
@@ -158,8 +167,7 @@ impl Cache {
         }
         let _writing = WRITES.read().unwrap_or_else(|e| e.into_inner());
         let parent = parent_of(&pointer);
-        fs::create_dir_all(parent)
-            .map_err(|err| Error::io("create the snapshot folder", parent, err))?;
+        create_dirs_within(&self.repo_dir(repo), parent, "create the snapshot folder")?;
         // Link under a unique name, then rename over the pointer: atomic, no window without it.
         let temp = unique_sibling(&pointer, "tmp");
         std::os::unix::fs::symlink(target.as_str(), &temp)
@@ -172,12 +180,16 @@ impl Cache {
 
     /// Takes the reference client's lock for installing this blob: BSD `flock` on
     /// `.locks/<repo folder>/<etag>.lock`, mode 0664, never deleted. Blocks until it is free;
-    /// released when the returned file is dropped.
+    /// released when the returned file is dropped. Also makes sure the `blobs` folder is a real
+    /// folder: everything done under the lock (resuming, downloading, installing) writes there.
     pub fn lock_blob(&self, repo: &Repo, etag: &str) -> Result<File, Error> {
+        let blobs = self.repo_dir(repo).join("blobs");
+        create_dirs_within(&self.repo_dir(repo), &blobs, "create the blobs folder")?;
         let path = self.lock_path(repo, etag);
         let parent = parent_of(&path);
-        fs::create_dir_all(parent)
-            .map_err(|err| Error::io("create the lock folder", parent, err))?;
+        create_dirs_within(&self.root, parent, "create the lock folder")?;
+        // O_NOFOLLOW below is what makes this safe; checking first gives the clearer message.
+        refuse_link(&path, "open the lock file")?;
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -197,8 +209,7 @@ impl Cache {
     pub fn create_incomplete(&self, repo: &Repo, etag: &str) -> Result<(Utf8PathBuf, File), Error> {
         let blob = self.blob_path(repo, etag);
         let parent = parent_of(&blob);
-        fs::create_dir_all(parent)
-            .map_err(|err| Error::io("create the blobs folder", parent, err))?;
+        create_dirs_within(&self.repo_dir(repo), parent, "create the blobs folder")?;
         let temp = unique_sibling(&blob, "incomplete");
         // Readable too: large files are hashed by reading back the chunks just written.
         let file = OpenOptions::new()
@@ -347,6 +358,47 @@ pub fn relative_blob_target(path: &str, etag: &str) -> String {
 
 fn parent_of(path: &Utf8Path) -> &Utf8Path {
     path.parent().unwrap_or(Utf8Path::new("."))
+}
+
+/// Creates the folder `dir` inside `base` and those between, as `create_dir_all` does, but never
+/// through a symbolic link: a link below `base` (planted by someone else who can write to a
+/// shared cache, say) would send facehugger's writes outside the cache, so it is refused with an
+/// error naming it. `base` itself (the cache root, a repo folder) may be a link: moving a cache
+/// or one big repo to another disk is the user's choice. This guards against links already
+/// there, not against one swapped in at the same moment.
+fn create_dirs_within(base: &Utf8Path, dir: &Utf8Path, action: &'static str) -> Result<(), Error> {
+    let Ok(inside) = dir.strip_prefix(base) else {
+        return fs::create_dir_all(dir).map_err(|err| Error::io(action, dir, err));
+    };
+    fs::create_dir_all(base).map_err(|err| Error::io(action, base, err))?;
+    let mut current = base.to_owned();
+    for component in inside.components() {
+        current.push(component);
+        match fs::create_dir(&current) {
+            Ok(()) => {}
+            // There already, perhaps made by another writer just now: a folder is fine.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                refuse_link(&current, action)?;
+            }
+            Err(err) => return Err(Error::io(action, &current, err)),
+        }
+    }
+    Ok(())
+}
+
+/// An error if `path` is a symbolic link: facehugger replaces links (by renaming over them) but
+/// never opens or creates anything through one inside the cache.
+fn refuse_link(path: &Utf8Path, action: &'static str) -> Result<(), Error> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::io(
+            action,
+            path,
+            io::Error::other(
+                "it is a symbolic link, and facehugger never writes through a link inside the cache; remove it",
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// `<path>.<8 random hex>.<suffix>`, as the reference client names its temporary files.
@@ -590,5 +642,28 @@ mod tests {
             render_tree(&[]),
             "{\n \"format_version\": 1,\n \"files\": {}\n}"
         );
+    }
+
+    #[test]
+    fn folders_are_created_but_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        let outside = root.join("outside");
+        fs::create_dir(&outside).unwrap();
+        // The base may be a link (a repo folder moved to another disk)...
+        let base = root.join("repo");
+        std::os::unix::fs::symlink(&outside, &base).unwrap();
+        create_dirs_within(&base, &base.join("snapshots/c/sub"), "create").unwrap();
+        assert!(outside.join("snapshots/c/sub").is_dir());
+        // ... but a link below it is refused, and nothing is created through it.
+        std::os::unix::fs::symlink(&outside, base.join("snapshots/c/link")).unwrap();
+        let error = create_dirs_within(&base, &base.join("snapshots/c/link/x"), "create")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("snapshots/c/link`: it is a symbolic link"),
+            "{error}"
+        );
+        assert!(!outside.join("x").exists());
     }
 }

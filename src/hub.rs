@@ -8,6 +8,11 @@
 //!
 //! Redirects are followed by hand so that the token only ever goes to the endpoint's own origin,
 //! never to a CDN. Failures that may pass (429, 5xx, connection errors) are retried with backoff.
+//!
+//! Nothing a server says is trusted: file paths and etags are checked before they become cache
+//! paths, redirects go to http(s) only and neither loop nor go on forever, JSON answers are
+//! read up to [`MAX_JSON_BYTES`], and the token is cut out of every error (a hostile server
+//! could echo it back, and errors are printed).
 
 use std::fmt;
 use std::io::Read;
@@ -19,6 +24,7 @@ use serde::Deserialize;
 use ureq::http::{Response, Uri};
 use ureq::{Agent, Body};
 
+use crate::error::{MAX_SHOWN_CHARS, shown};
 use crate::repo::{Repo, RepoFile, is_commit_sha, is_lower_hex, validate_repo_path};
 
 /// Python's `quote(s, safe="")`: everything but letters, digits and `_.-~` is escaped.
@@ -34,6 +40,8 @@ const QUOTE_PATH: &AsciiSet = &QUOTE_ALL.remove(b'/');
 const MAX_REDIRECTS: usize = 20;
 /// Largest JSON body accepted from the API (a page of 1000 tree entries is ~250 KB).
 const MAX_JSON_BYTES: u64 = 64 * 1024 * 1024;
+/// What replaces the token in error messages.
+const REDACTED: &str = "<redacted>";
 /// Retries after the first attempt, for statuses and errors that may pass.
 const MAX_RETRIES: u32 = 5;
 
@@ -312,6 +320,11 @@ impl Hub {
 
     /// Resolves a ref (branch, tag, `refs/pr/N`) to its commit: one request.
     pub fn resolve_revision(&self, repo: &Repo, reference: &str) -> Result<String, HubError> {
+        self.revision(repo, reference)
+            .map_err(|error| self.redact(error))
+    }
+
+    fn revision(&self, repo: &Repo, reference: &str) -> Result<String, HubError> {
         let url = format!(
             "{}/api/{}/{}/revision/{}",
             self.config.endpoint,
@@ -330,7 +343,10 @@ impl Hub {
             return Err(HubError::InvalidResponse {
                 what,
                 url,
-                message: format!("`sha` is not a 40-hex commit: {:?}", info.sha),
+                message: format!(
+                    "`sha` is not a 40-hex commit: `{}`",
+                    shown(&info.sha, MAX_SHOWN_CHARS)
+                ),
             });
         }
         Ok(info.sha)
@@ -338,6 +354,10 @@ impl Hub {
 
     /// Lists every file of a commit, following the pagination.
     pub fn list_files(&self, repo: &Repo, commit: &str) -> Result<Vec<RepoFile>, HubError> {
+        self.tree(repo, commit).map_err(|error| self.redact(error))
+    }
+
+    fn tree(&self, repo: &Repo, commit: &str) -> Result<Vec<RepoFile>, HubError> {
         let what = format!("listing the files of `{}` at {commit}", repo.id);
         let mut url = format!(
             "{}/api/{}/{}/tree/{}?recursive=true&expand=false",
@@ -366,8 +386,8 @@ impl Hub {
                         what,
                         url: strip_query(&url).to_owned(),
                         message: format!(
-                            "the next page is on another origin: {}",
-                            origin_of(&next)
+                            "the next page is on another origin, {}: refused, since the token would go there",
+                            shown(&origin_of(&next), MAX_SHOWN_CHARS)
                         ),
                     });
                 }
@@ -379,6 +399,18 @@ impl Hub {
     /// Starts downloading bytes of a file. Retries what may pass; follows the redirect to the
     /// CDN without the token, and remembers where it led in `location`.
     pub fn download(
+        &self,
+        repo: &Repo,
+        commit: &str,
+        path: &str,
+        range: ByteRange,
+        location: &Location,
+    ) -> Result<Download, HubError> {
+        self.start_download(repo, commit, path, range, location)
+            .map_err(|error| self.redact(error))
+    }
+
+    fn start_download(
         &self,
         repo: &Repo,
         commit: &str,
@@ -501,7 +533,11 @@ impl Hub {
         self.retry_delay(attempt)
     }
 
-    /// One GET, following redirects by hand: the token goes only to the endpoint's origin.
+    /// One GET, following redirects by hand. The token goes only to the endpoint's origin, and
+    /// only while the redirects have not left it: a URL of the endpoint that another origin
+    /// redirects to was chosen by that origin, and gets no token (as the reference client's
+    /// HTTP library does). Only http and https targets are followed; a loop, or more than
+    /// [`MAX_REDIRECTS`] hops, is an error.
     fn get_following(
         &self,
         url: &str,
@@ -509,21 +545,22 @@ impl Hub {
         what: &str,
     ) -> Result<(Response<Body>, String), HubError> {
         let mut current = url.to_owned();
+        let mut visited: Vec<String> = Vec::new();
+        let mut on_endpoint = true;
         for _ in 0..=MAX_REDIRECTS {
+            on_endpoint = on_endpoint && origin_of(&current) == self.origin;
             let mut request = self.agent.get(&current);
             if let Some(token) = &self.config.token
-                && origin_of(&current) == self.origin
+                && on_endpoint
             {
                 request = request.header("authorization", format!("Bearer {token}"));
             }
             if let Some(value) = range.and_then(ByteRange::header) {
                 request = request.header("range", value);
             }
-            let response = request.call().map_err(|error| HubError::Network {
-                what: what.to_owned(),
-                origin: origin_of(&current),
-                message: describe_transport_error(&error),
-            })?;
+            let response = request
+                .call()
+                .map_err(|error| transport_error(error, what, &current))?;
             if !response.status().is_redirection() {
                 return Ok((response, current));
             }
@@ -541,17 +578,113 @@ impl Hub {
                 url: strip_query(&current).to_owned(),
                 message: format!("a {status} redirect without a Location"),
             })?;
-            current = join_url(&current, &location).ok_or_else(|| HubError::InvalidResponse {
+            let next = join_url(&current, &location).ok_or_else(|| HubError::InvalidResponse {
                 what: what.to_owned(),
                 url: strip_query(&current).to_owned(),
-                message: format!("a redirect to an unsupported location {location:?}"),
+                message: format!(
+                    "a redirect to `{}`: only http and https URLs are followed",
+                    shown(&location, MAX_SHOWN_CHARS)
+                ),
             })?;
+            if next == current || visited.contains(&next) {
+                return Err(HubError::InvalidResponse {
+                    what: what.to_owned(),
+                    url: strip_query(&current).to_owned(),
+                    message: format!("a redirect loop back to {}", strip_query(&next)),
+                });
+            }
+            visited.push(std::mem::replace(&mut current, next));
         }
         Err(HubError::InvalidResponse {
             what: what.to_owned(),
             url: strip_query(url).to_owned(),
             message: format!("more than {MAX_REDIRECTS} redirects"),
         })
+    }
+
+    /// The error with the token cut out of all its texts: a hostile server may echo it back in
+    /// a message, a URL or a file name, and errors are printed. (A token of fewer than 8
+    /// characters is no real token, and cutting it out would garble the message.)
+    fn redact(&self, error: HubError) -> HubError {
+        let Some(token) = self
+            .config
+            .token
+            .as_deref()
+            .filter(|token| token.len() >= 8)
+        else {
+            return error;
+        };
+        let clean = |text: String| {
+            if text.contains(token) {
+                text.replace(token, REDACTED)
+            } else {
+                text
+            }
+        };
+        match error {
+            HubError::RepoNotFound {
+                repo,
+                endpoint,
+                authenticated,
+            } => HubError::RepoNotFound {
+                repo,
+                endpoint: clean(endpoint),
+                authenticated,
+            },
+            HubError::Gated {
+                repo,
+                authenticated,
+            } => HubError::Gated {
+                repo,
+                authenticated,
+            },
+            HubError::RevisionNotFound { repo, revision } => HubError::RevisionNotFound {
+                repo,
+                revision: clean(revision),
+            },
+            HubError::EntryNotFound {
+                repo,
+                revision,
+                path,
+            } => HubError::EntryNotFound {
+                repo,
+                revision: clean(revision),
+                path: clean(path),
+            },
+            HubError::Status {
+                what,
+                status,
+                url,
+                message,
+                retry_after,
+            } => HubError::Status {
+                what: clean(what),
+                status,
+                url: clean(url),
+                message: clean(message),
+                retry_after,
+            },
+            HubError::Network {
+                what,
+                origin,
+                message,
+            } => HubError::Network {
+                what: clean(what),
+                origin: clean(origin),
+                message: clean(message),
+            },
+            HubError::ExpiredLocation { what, status, url } => HubError::ExpiredLocation {
+                what: clean(what),
+                status,
+                url: clean(url),
+            },
+            HubError::RangeIgnored { what } => HubError::RangeIgnored { what: clean(what) },
+            HubError::InvalidResponse { what, url, message } => HubError::InvalidResponse {
+                what: clean(what),
+                url: clean(url),
+                message: clean(message),
+            },
+        }
     }
 
     /// Maps an error answer to what it means, by the Hub's `X-Error-Code` (hf-protocol.md §2).
@@ -605,6 +738,8 @@ impl Hub {
         }
         let retry_after = header("retry-after").and_then(|seconds| seconds.trim().parse().ok());
         let message = header("x-error-message").unwrap_or_else(|| error_from_body(response));
+        // The server's words, printed: no terminal escapes, no screenful.
+        let message = shown(&message, 500);
         HubError::Status {
             what: what.to_owned(),
             status,
@@ -634,6 +769,26 @@ fn error_from_body(response: Response<Body>) -> String {
         .unwrap_or_default()
 }
 
+/// A request that got no usable answer. Headers too large to be the Hub's are a bad answer, not
+/// a network failure: retrying would not help.
+fn transport_error(error: ureq::Error, what: &str, url: &str) -> HubError {
+    match error {
+        ureq::Error::LargeResponseHeader(_, limit) => HubError::InvalidResponse {
+            what: what.to_owned(),
+            url: strip_query(url).to_owned(),
+            message: format!(
+                "response headers larger than {} KiB, which no Hub sends",
+                limit / 1024
+            ),
+        },
+        error => HubError::Network {
+            what: what.to_owned(),
+            origin: origin_of(url),
+            message: describe_transport_error(&error),
+        },
+    }
+}
+
 fn describe_transport_error(error: &ureq::Error) -> String {
     match error {
         ureq::Error::HostNotFound => "host not found".to_owned(),
@@ -653,29 +808,48 @@ fn read_json<T: for<'de> Deserialize<'de>>(
     serde_json::from_str(&text).map_err(|error| HubError::InvalidResponse {
         what: what.to_owned(),
         url: strip_query(url).to_owned(),
-        message: format!("invalid JSON: {error}"),
+        message: format!("invalid JSON: {}", shown(&error.to_string(), 300)),
     })
 }
 
-/// The body of a JSON answer, at most [`MAX_JSON_BYTES`].
+/// The body of a JSON answer, at most [`MAX_JSON_BYTES`]: a larger one is refused, before a
+/// byte of it is read when its `Content-Length` says so, else once the limit is reached.
 fn read_text(response: Response<Body>, url: &str, what: &str) -> Result<String, HubError> {
+    let invalid = |message: String| HubError::InvalidResponse {
+        what: what.to_owned(),
+        url: strip_query(url).to_owned(),
+        message,
+    };
+    let limit = format!(
+        "the most facehugger reads from the API is {} MiB",
+        MAX_JSON_BYTES >> 20
+    );
+    let announced = response
+        .headers()
+        .get("content-length")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if let Some(length) = announced.filter(|length| *length > MAX_JSON_BYTES) {
+        return Err(invalid(format!("an answer of {length} bytes; {limit}")));
+    }
     response
         .into_body()
         .with_config()
         .limit(MAX_JSON_BYTES)
         .read_to_string()
-        .map_err(|error| HubError::InvalidResponse {
-            what: what.to_owned(),
-            url: strip_query(url).to_owned(),
-            message: error.to_string(),
+        .map_err(|error| match error {
+            ureq::Error::BodyExceedsLimit(_) => invalid(format!("an answer too large; {limit}")),
+            error => invalid(error.to_string()),
         })
 }
 
 /// The files of one page of a tree listing (`GET /api/{type}s/{id}/tree/{commit}`), folders left
 /// out. Refuses the page if an entry's path or etag could not safely become a cache path.
 pub fn parse_tree_page(json: &str) -> Result<Vec<RepoFile>, String> {
-    let entries: Vec<TreeEntry> =
-        serde_json::from_str(json).map_err(|error| format!("invalid JSON: {error}"))?;
+    let entries: Vec<TreeEntry> = serde_json::from_str(json).map_err(|error| {
+        // serde quotes the offending value, which may be huge.
+        format!("invalid JSON: {}", shown(&error.to_string(), 300))
+    })?;
     entries
         .into_iter()
         .filter_map(|entry| entry.into_file().transpose())
@@ -709,15 +883,19 @@ impl TreeEntry {
             return Ok(None);
         }
         validate_repo_path(&self.path).map_err(|why| format!("refusing a {why}"))?;
+        let path = shown(&self.path, MAX_SHOWN_CHARS);
         if !is_lower_hex(&self.oid, 40) {
-            return Err(format!("`{}` has an invalid oid {:?}", self.path, self.oid));
+            return Err(format!(
+                "`{path}` has an invalid oid `{}`: a git blob id is 40 lowercase hex digits",
+                shown(&self.oid, MAX_SHOWN_CHARS)
+            ));
         }
         let (size, lfs_sha256) = match self.lfs {
             Some(lfs) => {
                 if !is_lower_hex(&lfs.oid, 64) {
                     return Err(format!(
-                        "`{}` has an invalid LFS oid {:?}",
-                        self.path, lfs.oid
+                        "`{path}` has an invalid LFS oid `{}`: a sha256 is 64 lowercase hex digits",
+                        shown(&lfs.oid, MAX_SHOWN_CHARS)
                     ));
                 }
                 (lfs.size, Some(lfs.oid))
@@ -885,5 +1063,23 @@ mod tests {
             next_page(&response).as_deref(),
             Some("http://h/api?cursor=2")
         );
+    }
+
+    #[test]
+    fn errors_never_carry_the_token() {
+        let env = |name: &str| match name {
+            "HF_TOKEN" => Some("hf_secret_token".to_owned()),
+            "HF_ENDPOINT" => Some("http://hub:1".to_owned()),
+            _ => None,
+        };
+        let hub = Hub::new(HubConfig::from_env(&env));
+        let error = hub.redact(HubError::InvalidResponse {
+            what: "listing `hf_secret_token.txt`".to_owned(),
+            url: "http://cdn:2/hf_secret_token".to_owned(),
+            message: "echo: hf_secret_token".to_owned(),
+        });
+        let message = error.to_string();
+        assert!(!message.contains("hf_secret_token"), "{message}");
+        assert_eq!(message.matches(REDACTED).count(), 3, "{message}");
     }
 }

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cargo;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod edit;
 pub mod error;
 pub mod hub;
 pub mod inspect;

@@ -20,7 +20,7 @@ use camino::Utf8Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::Error;
+use crate::error::{Error, MAX_MESSAGE_CHARS, MAX_SHOWN_CHARS, not_utf8, shown};
 use crate::repo::{Repo, RepoType, is_commit_sha, validate_repo_id};
 
 /// The lock file name, beside the manifest.
@@ -81,10 +81,7 @@ impl Lock {
         match std::fs::read(path) {
             Ok(bytes) => {
                 let text = String::from_utf8(bytes).map_err(|err| Error::Lock {
-                    message: format!(
-                        "{path}: not UTF-8 text (invalid byte at offset {})",
-                        err.utf8_error().valid_up_to()
-                    ),
+                    message: not_utf8(path, err.as_bytes(), &err.utf8_error()),
                 })?;
                 Lock::parse(path, &text).map(Some)
             }
@@ -95,6 +92,8 @@ impl Lock {
 
     /// Parses lock text; `path` is only used in messages.
     pub fn parse(path: &Utf8Path, text: &str) -> Result<Lock, Error> {
+        // An editor's byte-order mark is no reason to refuse the file.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // Blank out `#` lines rather than dropping them, so JSON errors keep their line numbers.
         let json: String = text
             .lines()
@@ -107,12 +106,19 @@ impl Lock {
             })
             .collect::<Vec<_>>()
             .join("\n");
+        if json.trim().is_empty() {
+            return Err(Error::Lock {
+                message: format!(
+                    "{path}: the lock file is empty; expected a JSON array of entries (`facehugger lock` writes it)"
+                ),
+            });
+        }
         let values: Vec<Value> = serde_json::from_str(&json).map_err(|err| Error::Lock {
             message: format!(
-                "{path}:{}:{}: {}; expected a JSON array of entries like `hf cache ls --revisions --format json` prints",
+                "{path}:{}:{}: {} (a lock file is a JSON array of entries, as `hf cache ls --revisions --format json` prints)",
                 err.line(),
                 err.column().max(1),
-                strip_position(&err.to_string())
+                shown(strip_position(&err.to_string()), MAX_MESSAGE_CHARS)
             ),
         })?;
         let entries = values
@@ -171,7 +177,10 @@ fn parse_entry(value: &Value) -> Result<LockEntry, String> {
         match object.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(text)) => Ok(Some(text)),
-            Some(other) => Err(format!("`{key}` must be a string, got {other}")),
+            Some(other) => Err(format!(
+                "`{key}` must be a string, got {}",
+                shown_json(other)
+            )),
         }
     };
     let id = text("repo_id")?.ok_or("`repo_id` is missing")?;
@@ -179,13 +188,22 @@ fn parse_entry(value: &Value) -> Result<LockEntry, String> {
     let repo_type = match text("repo_type")? {
         None => RepoType::Model,
         Some(name) => RepoType::parse(name).ok_or_else(|| {
-            format!("unknown `repo_type` `{name}`: expected `model`, `dataset` or `space`")
+            format!(
+                "unknown `repo_type` `{}`: expected `model`, `dataset` or `space`",
+                shown(name, MAX_SHOWN_CHARS)
+            )
         })?,
     };
     let revision = text("revision")?.ok_or("`revision` is missing")?;
     if !is_commit_sha(revision) {
+        let hint = if is_commit_sha(&revision.to_ascii_lowercase()) {
+            " (hex digits must be lowercase)"
+        } else {
+            ""
+        };
         return Err(format!(
-            "`revision` must be a full 40-hex commit id, got `{revision}`"
+            "`revision` must be a full 40-hex commit id, got `{}`{hint}",
+            shown(revision, MAX_SHOWN_CHARS)
         ));
     }
     let refs = match object.get("refs") {
@@ -195,10 +213,15 @@ fn parse_entry(value: &Value) -> Result<LockEntry, String> {
             .map(|item| {
                 item.as_str()
                     .map(str::to_owned)
-                    .ok_or_else(|| format!("`refs` must hold strings, got {item}"))
+                    .ok_or_else(|| format!("`refs` must hold strings, got {}", shown_json(item)))
             })
             .collect::<Result<_, _>>()?,
-        Some(other) => return Err(format!("`refs` must be a list of strings, got {other}")),
+        Some(other) => {
+            return Err(format!(
+                "`refs` must be a list of strings, got {}",
+                shown_json(other)
+            ));
+        }
     };
     Ok(LockEntry {
         repo: Repo {
@@ -213,9 +236,14 @@ fn parse_entry(value: &Value) -> Result<LockEntry, String> {
 /// ` (acme/tiny)` when the entry names its repo, for messages.
 fn entry_name(value: &Value) -> String {
     match value.get("repo_id").and_then(Value::as_str) {
-        Some(id) if id.len() <= 200 => format!(" ({id})"),
+        Some(id) if !id.is_empty() => format!(" ({})", shown(id, MAX_SHOWN_CHARS)),
         _ => String::new(),
     }
+}
+
+/// A JSON value as a message quotes it: compact, printable and short.
+fn shown_json(value: &Value) -> String {
+    shown(&value.to_string(), MAX_SHOWN_CHARS)
 }
 
 /// serde_json appends ` at line L column C`; we print the position first instead.

@@ -14,10 +14,10 @@ use std::fmt;
 
 use camino::{Utf8Path, Utf8PathBuf};
 use serde::Deserialize;
-use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::error::Error;
+use crate::error::{Error, MAX_MESSAGE_CHARS, MAX_SHOWN_CHARS, not_utf8, shown};
 use crate::repo::{Repo, RepoType, validate_ref, validate_repo_id};
 
 /// The manifest file name looked for in the current directory.
@@ -64,10 +64,7 @@ impl Manifest {
             _ => Error::io("read the manifest", path, source),
         })?;
         let text = String::from_utf8(text).map_err(|err| Error::Manifest {
-            message: format!(
-                "{path}: not UTF-8 text (invalid byte at offset {})",
-                err.utf8_error().valid_up_to()
-            ),
+            message: not_utf8(path, err.as_bytes(), &err.utf8_error()),
         })?;
         Manifest::parse(path, &text)
     }
@@ -80,20 +77,20 @@ impl Manifest {
                 message: format!("{path}: the manifest is empty: expected a `models:` list"),
             });
         }
-        let raw: RawManifest = serde_saphyr::from_str(text).map_err(|err| {
-            let inner = err.without_snippet();
-            let place = match inner.location() {
-                Some(location) => at(location.line(), location.column()),
-                None => path.to_string(),
-            };
-            Error::Manifest {
-                message: format!("{place}: {}", first_line(&inner.to_string())),
-            }
-        })?;
+        let raw: RawManifest =
+            serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|err| {
+                let place = match err.without_snippet().location() {
+                    Some(location) => at(location.line(), location.column()),
+                    None => path.to_string(),
+                };
+                Error::Manifest {
+                    message: format!("{place}: {}", yaml_message(&err)),
+                }
+            })?;
         let mut models = Vec::with_capacity(raw.models.len());
         for entry in raw.models {
             let origin = at(entry.referenced.line(), entry.referenced.column());
-            models.push(entry.value.validate(path, origin)?);
+            models.push(entry.value.0.validate(path, origin)?);
         }
         Ok(Manifest {
             path: path.to_owned(),
@@ -102,31 +99,122 @@ impl Manifest {
     }
 }
 
-/// serde-saphyr's message may carry a rendered snippet after the first line; we print our own
-/// `file:line:column` prefix instead.
-fn first_line(message: &str) -> String {
-    let line = message.lines().next().unwrap_or(message);
-    let line = line.strip_prefix("error: ").unwrap_or(line);
-    let line = line.rfind(" at line ").map_or(line, |at| &line[..at]);
-    line.replace(", set DuplicateKeyPolicy in Options if acceptable", "")
+/// serde-saphyr's defaults, hardened: no merge keys (`<<`, a YAML 1.1 extension), since a few
+/// hundred bytes of nested merges keep the parser busy for seconds, and a tenth of the default
+/// cap on what aliases may replay. Anchors and aliases still work, and a real manifest stays far
+/// below the caps.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.merge_keys = serde_saphyr::MergeKeyPolicy::Error;
+    options.alias_limits.max_total_replayed_events = 100_000;
+    options
+}
+
+/// What is wrong, in one line and in a manifest author's terms: serde-saphyr's own messages
+/// for a few errors speak of its API (`use Option<String>`, `from_str_multiple`) or of parser
+/// events (`expected sequence start`). The location is printed first, by the caller.
+fn yaml_message(err: &serde_saphyr::Error) -> String {
+    use serde_saphyr::{Error as YamlError, MessageFormatter, UserMessageFormatter};
+    let mut err = err;
+    let mut through_alias = false;
+    loop {
+        match err {
+            YamlError::WithSnippet { error, .. } => err = error,
+            YamlError::AliasError { error, .. } => {
+                err = error;
+                through_alias = true;
+            }
+            _ => break,
+        }
+    }
+    let message = match err {
+        YamlError::Unexpected {
+            expected: "sequence start",
+            ..
+        } => "`models` must be a list of models, each like `- repo: owner/name`".into(),
+        YamlError::Unexpected {
+            expected: "mapping start",
+            ..
+        } => "expected a mapping with a `models:` list".into(),
+        YamlError::Unexpected {
+            expected: "string scalar",
+            ..
+        } => "expected a string".into(),
+        YamlError::NullIntoString { .. } => "expected a string, found nothing (null)".into(),
+        YamlError::MergeKeyNotAllowed { .. } => {
+            "merge keys (`<<`) are not supported: write the fields out, or share a value with an anchor and an alias (`&name`, `*name`)".into()
+        }
+        YamlError::UnknownAnchor { .. } => {
+            "alias to an anchor (`&name`) not defined before it".into()
+        }
+        YamlError::Eof { .. } => "no YAML content: expected a `models:` list".into(),
+        YamlError::MultipleDocuments { .. } => {
+            "a second YAML document (`---`): a manifest is a single document".into()
+        }
+        YamlError::DuplicateMappingKey { key: Some(key), .. } => {
+            format!("duplicate mapping key: {key}").into()
+        }
+        other => UserMessageFormatter.format_message(other),
+    };
+    let message = if through_alias {
+        format!("{message} (in a value reached through an alias)")
+    } else {
+        message.into_owned()
+    };
+    shown(&message, MAX_MESSAGE_CHARS)
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawManifest {
-    models: Vec<Spanned<RawModel>>,
+    models: Vec<Spanned<ModelEntry>>,
 }
 
+/// One item of `models:`: a [`RawModel`] mapping, with a message that says so when it is not.
+struct ModelEntry(RawModel);
+
+impl<'de> Deserialize<'de> for ModelEntry {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<ModelEntry, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = ModelEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a model: a mapping such as `repo: owner/name`")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ModelEntry, A::Error> {
+                RawModel::deserialize(de::value::MapAccessDeserializer::new(map)).map(ModelEntry)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ModelEntry, E> {
+                Err(E::invalid_type(Unexpected::Other("nothing (null)"), &self))
+            }
+        }
+        deserializer.deserialize_any(EntryVisitor)
+    }
+}
+
+/// The optional fields may be left out, but not given an empty (null) value: `include:` alone is
+/// more likely a slip than a wish for every file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawModel {
     repo: Spanned<String>,
-    #[serde(rename = "ref")]
+    #[serde(rename = "ref", default, deserialize_with = "present")]
     reference: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     include: Option<Patterns>,
+    #[serde(default, deserialize_with = "present")]
     exclude: Option<Patterns>,
+    #[serde(default, deserialize_with = "present")]
     repo_type: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "present")]
     name: Option<Spanned<String>>,
+}
+
+/// A field that is there: null is an error of `T`, not `None`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
 }
 
 impl RawModel {
@@ -186,7 +274,7 @@ impl ModelFields {
                     &kind.place,
                     format!(
                         "unknown repo_type `{}`: expected `model`, `dataset` or `space`",
-                        kind.value
+                        shown(&kind.value, MAX_SHOWN_CHARS)
                     ),
                 )
             })?,
@@ -230,7 +318,8 @@ fn validate_name(name: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!(
-            "`{name}` is not an identifier: use letters, digits and `_`, not starting with a digit"
+            "`{}` is not an identifier: use letters, digits and `_`, not starting with a digit",
+            shown(name, MAX_SHOWN_CHARS)
         ))
     }
 }
@@ -248,6 +337,9 @@ impl<'de> Deserialize<'de> for Patterns {
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<Patterns, E> {
                 Ok(Patterns(vec![value.to_owned()]))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Patterns, E> {
+                Err(E::invalid_type(Unexpected::Other("nothing (null)"), &self))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Patterns, A::Error> {
                 let mut patterns = Vec::new();

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::error::{MAX_SHOWN_CHARS, shown};
+
 /// The kind of Hub repository. The Hub and its cache name each kind differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RepoType {
@@ -91,25 +93,26 @@ impl fmt::Display for Repo {
 /// `-` or `.`, no `--` or `..`, no `.git` suffix, at most 96 characters per part.
 /// Returns what is wrong, in words.
 pub fn validate_repo_id(id: &str) -> Result<(), String> {
+    let shown_id = shown(id, MAX_SHOWN_CHARS);
     if id.is_empty() {
         return Err("the repo id is empty".into());
     }
     let parts: Vec<&str> = id.split('/').collect();
     if parts.len() == 3 && parts[1].is_empty() {
-        return Err(format!("`{id}` has an empty part between two `/`"));
+        return Err(format!("`{shown_id}` has an empty part between two `/`"));
     }
     if parts.len() > 2 {
         return Err(format!(
-            "`{id}` has more than one `/`: a repo id is `owner/name`"
+            "`{shown_id}` has more than one `/`: a repo id is `owner/name`"
         ));
     }
     for part in &parts {
         if part.is_empty() {
-            return Err(format!("`{id}` has an empty owner or name"));
+            return Err(format!("`{shown_id}` has an empty owner or name"));
         }
         if part.len() > 96 {
             return Err(format!(
-                "`{id}` is too long: owner and name are at most 96 characters each"
+                "`{shown_id}` is too long: owner and name are at most 96 characters each"
             ));
         }
         if let Some(bad) = part
@@ -117,20 +120,20 @@ pub fn validate_repo_id(id: &str) -> Result<(), String> {
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
         {
             return Err(format!(
-                "`{id}` contains {bad:?}: only letters, digits, `-`, `_` and `.` are allowed"
+                "`{shown_id}` contains {bad:?}: only letters, digits, `-`, `_` and `.` are allowed"
             ));
         }
         if part.starts_with(['-', '.']) || part.ends_with(['-', '.']) {
             return Err(format!(
-                "`{id}`: owner and name cannot start or end with `-` or `.`"
+                "`{shown_id}`: owner and name cannot start or end with `-` or `.`"
             ));
         }
     }
     if id.contains("--") || id.contains("..") {
-        return Err(format!("`{id}` cannot contain `--` or `..`"));
+        return Err(format!("`{shown_id}` cannot contain `--` or `..`"));
     }
     if id.ends_with(".git") {
-        return Err(format!("`{id}` cannot end with `.git`"));
+        return Err(format!("`{shown_id}` cannot end with `.git`"));
     }
     Ok(())
 }
@@ -143,6 +146,7 @@ pub fn is_commit_sha(rev: &str) -> bool {
 /// Checks a ref (branch, tag, `refs/pr/N` or commit) so that it is safe as a path under
 /// `refs/` in the cache and means something to the Hub. Returns what is wrong, in words.
 pub fn validate_ref(reference: &str) -> Result<(), String> {
+    let shown_ref = shown(reference, MAX_SHOWN_CHARS);
     if reference.is_empty() {
         return Err("the ref is empty".into());
     }
@@ -150,16 +154,19 @@ pub fn validate_ref(reference: &str) -> Result<(), String> {
         c.is_control() || c.is_whitespace() || matches!(c, '\\' | '~' | '^' | ':' | '?' | '*' | '[')
     }) {
         return Err(format!(
-            "ref `{reference}` contains {bad:?}, which git does not allow in a ref"
+            "ref `{shown_ref}` contains {bad:?}, which git does not allow in a ref"
         ));
     }
     if reference
         .split('/')
-        .any(|part| part.is_empty() || part == "." || part == ".." || part.ends_with(".lock"))
+        .any(|part| part.is_empty() || part.starts_with('.') || part.ends_with(".lock"))
         || reference.contains("..")
+        || reference.contains("@{")
+        || reference.ends_with('.')
+        || reference == "@"
     {
         return Err(format!(
-            "ref `{reference}` is not a valid ref name (empty, `.` or `..` segments, or `.lock` suffix)"
+            "ref `{shown_ref}` is not a valid git ref name (no empty segment, none starting with `.` or ending with `.lock`, no `..` or `@{{`, no `.` at the end)"
         ));
     }
     Ok(())
@@ -193,18 +200,28 @@ pub fn is_lower_hex(text: &str, len: usize) -> bool {
 /// Checks a file path from the Hub before it becomes a path in the cache: relative, `/`-separated,
 /// no empty, `.` or `..` segments, no backslash or NUL, at most 4096 bytes.
 pub fn validate_repo_path(path: &str) -> Result<(), String> {
-    if path.is_empty() || path.len() > 4096 {
-        return Err(format!("file path of {} bytes", path.len()));
+    if path.is_empty() {
+        return Err("file path that is empty".into());
     }
+    if path.len() > 4096 {
+        return Err(format!(
+            "file path of {} bytes (at most 4096 are allowed)",
+            path.len()
+        ));
+    }
+    // The path comes from a server: shown escaped and cut short.
+    let shown_path = shown(path, MAX_SHOWN_CHARS);
     if path.contains(['\\', '\0']) {
-        return Err(format!("file path {path:?} contains a backslash or NUL"));
+        return Err(format!(
+            "file path `{shown_path}` that contains a backslash or NUL"
+        ));
     }
     if path
         .split('/')
         .any(|part| part.is_empty() || part == "." || part == ".." || part.len() > 255)
     {
         return Err(format!(
-            "file path {path:?} is absolute or has empty, `.`, `..` or overlong segments"
+            "file path `{shown_path}` that is absolute or has empty, `.`, `..` or overlong segments"
         ));
     }
     Ok(())
@@ -250,7 +267,8 @@ mod tests {
             assert_eq!(validate_ref(good), Ok(()), "{good}");
         }
         for bad in [
-            "", "../x", "a/../b", "/abs", "a/", "a b", "x\ny", "a\\b", "x.lock", "a..b",
+            "", "../x", "a/../b", "/abs", "a/", "a b", "x\ny", "a\\b", "x.lock", "a..b", ".hidden",
+            "a/.b", "v1.", "a@{1}", "@",
         ] {
             assert!(validate_ref(bad).is_err(), "{bad}");
         }

@@ -8,17 +8,19 @@ use std::io::Write;
 
 use std::time::Duration;
 
-use camino::Utf8PathBuf;
+use camino::{Utf8Path, Utf8PathBuf};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, write_if_changed};
+use crate::cargo::Table as CargoTable;
+use crate::edit::{self, Change, NewModel};
 use crate::error::Error;
-use crate::hub::{HubConfig, is_truthy};
+use crate::hub::{Hub, HubConfig, is_truthy};
 use crate::inspect;
 use crate::lock::Lock;
-use crate::manifest::DEFAULT_REF;
+use crate::manifest::{DEFAULT_REF, MANIFEST_FILE};
 use crate::project::Discovery;
-use crate::repo::RepoType;
+use crate::repo::{Repo, RepoType};
 use crate::sync::plan::{Action, ModelPlan};
 use crate::sync::{self, LockMode, Reporter, Settings, files, human_bytes};
 use terminal::Terminal;
@@ -80,6 +82,10 @@ enum Command {
     Path(PathArgs),
     /// Re-hash the cached files of the manifest's models; report corrupt or missing ones.
     Verify(VerifyArgs),
+    /// Add a repo to the manifest in use (keeping its comments and layout), then lock and sync.
+    Add(AddArgs),
+    /// Remove a repo from the manifest in use, then relock (cached files stay for other users).
+    Remove(RemoveArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -157,6 +163,45 @@ struct VerifyArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Human)]
     format: Format,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct AddArgs {
+    /// The repo id, `owner/name`
+    #[arg(value_name = "REPO")]
+    repo: String,
+    /// The branch, tag, refs/pr/N or commit to follow [default: main]
+    #[arg(long = "ref", value_name = "REF")]
+    reference: Option<String>,
+    /// Files to include (repeatable; the patterns of `hf download --include`)
+    #[arg(long, value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Files to exclude (repeatable)
+    #[arg(long, value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// model, dataset or space
+    #[arg(long, value_name = "TYPE", default_value = "model", value_parser = ["model", "dataset", "space"])]
+    repo_type: String,
+    /// Edit the manifest and the lock, but download nothing
+    #[arg(long)]
+    no_sync: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+struct RemoveArgs {
+    /// The repo id
+    #[arg(value_name = "REPO")]
+    repo: String,
+    /// Remove only the entry at this ref [default: every entry of the repo]
+    #[arg(long = "ref", value_name = "REF")]
+    reference: Option<String>,
+    /// model, dataset or space
+    #[arg(long, value_name = "TYPE", default_value = "model", value_parser = ["model", "dataset", "space"])]
+    repo_type: String,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -265,6 +310,8 @@ fn execute(cli: Cli, bin_name: &str) -> i32 {
         Command::Status(args) => &args.common,
         Command::Path(args) => &args.common,
         Command::Verify(args) => &args.common,
+        Command::Add(args) => &args.common,
+        Command::Remove(args) => &args.common,
         Command::Completions(_) => unreachable!("handled above"),
     };
     match common.color {
@@ -409,8 +456,132 @@ fn run(command: &Command, common: &CommonArgs, reporter: &Terminal) -> Result<i3
             }
             Ok(if problems.is_empty() { 0 } else { 1 })
         }
+        Command::Add(args) => {
+            let repo = parse_repo(&args.repo, &args.repo_type)?;
+            let mut model = NewModel::new(repo.clone());
+            model.reference = args.reference.clone();
+            model.include = args.include.clone();
+            model.exclude = args.exclude.clone();
+            // Check the repo and ref on the Hub before the manifest is touched.
+            let env = |name: &str| std::env::var(name).ok();
+            if common.offline || env("HF_HUB_OFFLINE").is_some_and(|v| is_truthy(&v)) {
+                return Err(Error::Other(
+                    "`facehugger add` checks the repo on the Hub, which it cannot do offline"
+                        .into(),
+                ));
+            }
+            let reference = args.reference.as_deref().unwrap_or(DEFAULT_REF);
+            if !crate::repo::is_commit_sha(reference) {
+                reporter.status("Checking", &format!("{repo}@{reference}"));
+                Hub::new(HubConfig::from_env(&env))
+                    .resolve_revision(&repo, reference)
+                    .map_err(|error| Error::from(error).for_model(format!("{repo}@{reference}")))?;
+            }
+            let before = match settings(None, common, LockMode::Update) {
+                Ok(settings) => settings,
+                // A folder with no manifest yet gets a facehugger.yaml, as `uv init` would.
+                Err(Error::Manifest { .. })
+                    if !Utf8Path::new(MANIFEST_FILE).exists() && common.manifest_path.is_none() =>
+                {
+                    write_if_changed(Utf8Path::new(MANIFEST_FILE), "models: []\n")?;
+                    reporter.status("Created", MANIFEST_FILE);
+                    settings(None, common, LockMode::Update)?
+                }
+                Err(error) => return Err(error),
+            };
+            let (path, change) = edit_manifest(&before, |path, text, table| match table {
+                Some(table) => edit::add_to_cargo_toml(path, text, table, &model),
+                None => edit::add_to_yaml(path, text, &model),
+            })?;
+            let verb = match change {
+                Change::Added { .. } => "Added",
+                Change::Updated { .. } => "Updated",
+                _ => "Unchanged",
+            };
+            reporter.status(verb, &format!("{repo}@{reference} in {path}"));
+            let settings = settings(None, common, LockMode::Update)?;
+            if args.no_sync {
+                sync::lock(&settings, reporter, false)?;
+            } else {
+                finished(reporter, &sync::sync(&settings, reporter)?);
+            }
+            Ok(0)
+        }
+        Command::Remove(args) => {
+            let repo = parse_repo(&args.repo, &args.repo_type)?;
+            let before = settings(None, common, LockMode::Update)?;
+            let (path, change) = edit_manifest(&before, |path, text, table| match table {
+                Some(table) => edit::remove_from_cargo_toml(
+                    path,
+                    text,
+                    table,
+                    &repo,
+                    args.reference.as_deref(),
+                ),
+                None => edit::remove_from_yaml(path, text, &repo, args.reference.as_deref()),
+            })?;
+            if let Change::Removed { models } = change {
+                for model in models {
+                    reporter.status(
+                        "Removed",
+                        &format!("{}@{} from {path}", model.repo, model.reference),
+                    );
+                }
+            }
+            let settings = settings(None, common, LockMode::Update)?;
+            sync::lock(&settings, reporter, false)?;
+            Ok(0)
+        }
         Command::Completions(_) => Ok(0),
     }
+}
+
+/// A repo id and `--repo-type`, validated as the manifest would.
+fn parse_repo(id: &str, repo_type: &str) -> Result<Repo, Error> {
+    crate::repo::validate_repo_id(id).map_err(|why| Error::Manifest {
+        message: format!("invalid repo: {why}"),
+    })?;
+    Ok(Repo {
+        repo_type: RepoType::parse(repo_type).unwrap_or(RepoType::Model),
+        id: id.to_owned(),
+    })
+}
+
+/// Applies an edit to the manifest in use: the YAML file, or the Cargo.toml nearest to the
+/// current folder (its package table, or the workspace table of a virtual workspace). Writes
+/// it atomically, only if it changed. Returns the file and what changed.
+fn edit_manifest(
+    settings: &Settings,
+    edit: impl FnOnce(&Utf8Path, &str, Option<CargoTable>) -> Result<edit::Edit, Error>,
+) -> Result<(Utf8PathBuf, Change), Error> {
+    let manifest = &settings.manifest.path;
+    let (path, table) = if manifest.extension() == Some("toml") {
+        let cwd = std::env::current_dir()
+            .ok()
+            .and_then(|dir| Utf8PathBuf::from_path_buf(dir).ok());
+        let nearest = cwd
+            .as_deref()
+            .and_then(|dir| {
+                dir.ancestors()
+                    .map(|d| d.join("Cargo.toml"))
+                    .find(|p| p.is_file())
+            })
+            .unwrap_or_else(|| manifest.clone());
+        let text =
+            std::fs::read_to_string(&nearest).map_err(|err| Error::io("read", &nearest, err))?;
+        let table = if text.lines().any(|line| line.trim() == "[package]") {
+            CargoTable::Package
+        } else {
+            CargoTable::Workspace
+        };
+        (nearest, Some(table))
+    } else {
+        (manifest.clone(), None)
+    };
+    let text = std::fs::read_to_string(&path).map_err(|err| Error::io("read", &path, err))?;
+    let result = edit(&path, &text, table)?;
+    write_if_changed(&path, &result.text)?;
+    Ok((path, result.change))
 }
 
 /// The `Finished` line: files, time, bytes and rate, and what was already there.

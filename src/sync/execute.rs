@@ -345,6 +345,11 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
                     written += read as u64;
                     reporter.bytes_arrived(read as u64);
                     stalled = 0;
+                    if written == file.size {
+                        // All announced bytes are here: a server that lied about its
+                        // length gets no chance to turn a good download into an error.
+                        break None;
+                    }
                 }
                 Err(err) => break Some(err.to_string()),
             }
@@ -596,6 +601,9 @@ fn fetch_chunk(
                     position += read as u64;
                     reporter.bytes_arrived(read as u64);
                     stalled = 0;
+                    if position == end {
+                        break None;
+                    }
                 }
                 Err(err) => break Some(err.to_string()),
             }

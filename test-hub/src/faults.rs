@@ -1,9 +1,15 @@
 //! Fault injection: make the next few matching requests fail in a chosen way, so tests can show
-//! that a client retries, resumes and refuses corrupt data.
+//! that a client retries, resumes and refuses corrupt data, and that it stands up to a hostile
+//! hub: unsafe file paths and etags, redirects to other schemes or origins, lying lengths,
+//! oversized answers (see `fixtures/hub/README.md`).
 
 use std::io::{self, Read};
 use std::thread;
 use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::http::{Framing, Response};
 
 /// A fault for the next `times` requests (on either origin) whose path contains `path_contains`.
 #[derive(Debug, Clone)]
@@ -36,6 +42,44 @@ pub enum FaultKind {
     IgnoreRange,
     /// Wait this long before sending the body.
     Stall(Duration),
+
+    // A hostile hub. Each answers what no real Hub answers, to show the client refuses it.
+    /// Answer `302 Found` with this `Location` (any text: another scheme, another origin, a
+    /// relative URL, the request's own URL for a loop) instead of the real answer.
+    Redirect(String),
+    /// Append these raw entries to the JSON array of a tree page (`/tree/` requests): e.g. a file
+    /// whose `path` is `../x` or whose `oid` is not hex.
+    TreeEntries(Vec<Value>),
+    /// Answer `200` with this JSON instead of the real answer (e.g. a revision whose `sha` is a
+    /// path).
+    JsonBody(Value),
+    /// Give the answer a `Link: <url>; rel="next"` header, as if another page were there.
+    NextPage(String),
+    /// Answer this status with `X-Error-Message` and a JSON `error` set to this text, e.g. one
+    /// that echoes the token back (only the JSON when the text has control characters, which a
+    /// header cannot carry).
+    ErrorMessage {
+        /// The status code.
+        status: u16,
+        /// The message.
+        message: String,
+    },
+    /// Send the real body, but announce `Content-Length` plus this many bytes (negative:
+    /// fewer), then close the connection.
+    LyingLength(i64),
+    /// Append this many bytes (`x`) to the body, with a `Content-Length` that counts them.
+    ExtraBytes(u64),
+    /// The real JSON answer, preceded by whitespace up to `bytes` in all: valid JSON, generated
+    /// as it is sent (never held in memory). Without `content_length` the body has no length
+    /// and ends when the connection closes.
+    HugeJson {
+        /// Size of the whole body.
+        bytes: u64,
+        /// Whether `Content-Length` announces it.
+        content_length: bool,
+    },
+    /// Add a response header `X-Padding` of this many bytes.
+    HugeHeader(usize),
 }
 
 impl Fault {
@@ -68,20 +112,56 @@ pub(crate) fn take(faults: &mut [Fault], path: &str) -> Option<FaultKind> {
     Some(fault.kind.clone())
 }
 
-/// Wraps a response body according to the fault (statuses are handled before routing).
-pub(crate) fn wrap_body(kind: &FaultKind, body: Box<dyn Read + Send>) -> Box<dyn Read + Send> {
+/// Alters a response on its way out according to the fault: its body, length or headers. (The
+/// faults that replace or edit the answer itself are applied before, when it is made.)
+pub(crate) fn alter(kind: &FaultKind, mut response: Response) -> Response {
     match kind {
-        FaultKind::Corrupt => Box::new(Flipped(body)),
-        FaultKind::DropAfter(limit) => Box::new(Dropping {
-            inner: body,
-            left: *limit,
-        }),
-        FaultKind::Stall(wait) => Box::new(Stalled {
-            inner: body,
-            wait: Some(*wait),
-        }),
-        FaultKind::Status { .. } | FaultKind::IgnoreRange => body,
+        FaultKind::Corrupt => response.body = Box::new(Flipped(response.body)),
+        FaultKind::DropAfter(limit) => {
+            response.body = Box::new(Dropping {
+                inner: response.body,
+                left: *limit,
+            });
+        }
+        FaultKind::Stall(wait) => {
+            response.body = Box::new(Stalled {
+                inner: response.body,
+                wait: Some(*wait),
+            });
+        }
+        FaultKind::LyingLength(delta) => {
+            let claimed = response.len.saturating_add_signed(*delta);
+            response.framing = Framing::Claimed(claimed);
+        }
+        FaultKind::ExtraBytes(extra) => {
+            response.body = Box::new(response.body.chain(io::repeat(b'x').take(*extra)));
+            response.len += extra;
+        }
+        FaultKind::HugeJson {
+            bytes,
+            content_length,
+        } => {
+            let padding = bytes.saturating_sub(response.len);
+            response.body = Box::new(io::repeat(b' ').take(padding).chain(response.body));
+            response.len += padding;
+            if !content_length {
+                response.framing = Framing::UntilClose;
+            }
+        }
+        FaultKind::HugeHeader(size) => {
+            response
+                .headers
+                .push(("X-Padding".to_owned(), "p".repeat(*size)));
+        }
+        FaultKind::Status { .. }
+        | FaultKind::IgnoreRange
+        | FaultKind::Redirect(_)
+        | FaultKind::TreeEntries(_)
+        | FaultKind::JsonBody(_)
+        | FaultKind::NextPage(_)
+        | FaultKind::ErrorMessage { .. } => {}
     }
+    response
 }
 
 struct Flipped(Box<dyn Read + Send>);

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 server: one thread per connection, keep-alive, `Content-Length` bodies.
 //! Written for the test hub (rather than using a server crate) so that every byte on the wire
-//! is under the test's control: exact headers, slow or broken bodies, lying lengths.
+//! is under the test's control: exact headers, slow or broken bodies, lying lengths, bodies
+//! without a length.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -21,12 +22,26 @@ pub(crate) struct Request {
     pub(crate) headers: Vec<(String, String)>,
 }
 
-/// What the handler answers; the server adds `Content-Length` and writes it.
+/// What the handler answers; the server adds `Content-Length` (as `framing` says) and writes it.
 pub(crate) struct Response {
     pub(crate) status: u16,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Box<dyn Read + Send>,
+    /// Bytes of `body` sent.
     pub(crate) len: u64,
+    pub(crate) framing: Framing,
+}
+
+/// How the end of a body is told on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// `Content-Length: <len>`, the truth; the connection stays open for the next request.
+    Honest,
+    /// `Content-Length` says this, whatever `len` is: a lying server. The `len` real bytes are
+    /// sent, then the connection is closed.
+    Claimed(u64),
+    /// No `Content-Length`: the body ends when the connection closes.
+    UntilClose,
 }
 
 /// A listening socket served by a background thread until dropped.
@@ -103,6 +118,8 @@ fn serve_connection(stream: TcpStream, handler: &(dyn Fn(Request) -> Response + 
             .any(|(name, value)| name == "connection" && value.eq_ignore_ascii_case("close"));
         let head_only = request.method == "HEAD";
         let response = handler(request);
+        // After a body whose length was not told truthfully, the connection cannot be reused.
+        let close = close || response.framing != Framing::Honest;
         if write_response(&mut writer, response, head_only).is_err() || close {
             let _ = writer.flush();
             let _ = writer.get_ref().shutdown(Shutdown::Both);
@@ -169,7 +186,12 @@ fn write_response(
     for (name, value) in &response.headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
-    head.push_str(&format!("Content-Length: {}\r\n\r\n", response.len));
+    match response.framing {
+        Framing::Honest => head.push_str(&format!("Content-Length: {}\r\n", response.len)),
+        Framing::Claimed(claimed) => head.push_str(&format!("Content-Length: {claimed}\r\n")),
+        Framing::UntilClose => head.push_str("Connection: close\r\n"),
+    }
+    head.push_str("\r\n");
     writer.write_all(head.as_bytes())?;
     if head_only {
         return writer.flush();

@@ -15,7 +15,7 @@ use sha1::{Digest, Sha1};
 
 use crate::faults::{self, Fault, FaultKind};
 use crate::fixtures::{Content, Hub, LoadOptions, RepoInfo, hex};
-use crate::http::{Listener, Request, Response};
+use crate::http::{Framing, Listener, Request, Response};
 
 /// How the test hub behaves. Build with struct update syntax: `Options { page_size: 5, ..Default::default() }`.
 #[derive(Debug, Clone)]
@@ -231,21 +231,49 @@ fn handle(request: Request, state: &State, origin: Origin) -> Response {
                 None => reply,
             }
         }
+        Some(FaultKind::Redirect(location)) => {
+            Reply::new(302, format!("Found. Redirecting to {location}"))
+                .header("Content-Type", "text/plain; charset=utf-8")
+                .header("Location", location.as_str())
+        }
+        Some(FaultKind::JsonBody(value)) => Reply::json(200, value),
+        Some(FaultKind::ErrorMessage { status, message }) => {
+            // A text that cannot be a header value (control characters) goes in the body only.
+            if message
+                .bytes()
+                .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+            {
+                Reply::hub_error(*status, None, message)
+            } else {
+                Reply::json(*status, &json!({ "error": message }))
+            }
+        }
         _ => {
             if fault == Some(FaultKind::IgnoreRange) {
                 logged.headers.retain(|(name, _)| name != "range");
             }
-            match origin {
+            let reply = match origin {
                 Origin::Hub => hub_route(state, &logged),
                 Origin::Cdn => cdn_route(state, &logged),
+            };
+            match &fault {
+                Some(FaultKind::TreeEntries(extra)) => reply.with_tree_entries(extra),
+                Some(FaultKind::NextPage(url)) => {
+                    let mut reply = reply;
+                    reply
+                        .headers
+                        .retain(|(name, _)| !name.eq_ignore_ascii_case("link"));
+                    reply.header("Link", format!("<{url}>; rel=\"next\""))
+                }
+                _ => reply,
             }
         }
     };
-    let mut response = into_response(reply, state.options.bandwidth);
-    if let Some(kind) = &fault {
-        response.body = faults::wrap_body(kind, response.body);
+    let response = into_response(reply, state.options.bandwidth);
+    match &fault {
+        Some(kind) => faults::alter(kind, response),
+        None => response,
     }
-    response
 }
 
 /// A response before it is written.
@@ -294,6 +322,17 @@ impl Reply {
         self.headers.push((name.to_string(), value.into()));
         self
     }
+
+    /// A JSON array answer (a tree page) with `extra` entries appended.
+    fn with_tree_entries(mut self, extra: &[Value]) -> Reply {
+        if let Body::Bytes(bytes) = &self.body
+            && let Ok(Value::Array(mut entries)) = serde_json::from_slice::<Value>(bytes)
+        {
+            entries.extend(extra.iter().cloned());
+            self.body = Body::Bytes(Value::Array(entries).to_string().into_bytes());
+        }
+        self
+    }
 }
 
 fn into_response(reply: Reply, bandwidth: Option<u64>) -> Response {
@@ -316,6 +355,7 @@ fn into_response(reply: Reply, bandwidth: Option<u64>) -> Response {
                     headers: Vec::new(),
                     body: Box::new(io::Cursor::new(message)),
                     len,
+                    framing: Framing::Honest,
                 };
             }
         },
@@ -334,6 +374,7 @@ fn into_response(reply: Reply, bandwidth: Option<u64>) -> Response {
         headers: reply.headers,
         body,
         len,
+        framing: Framing::Honest,
     }
 }
 

@@ -285,3 +285,152 @@ fn output_is_plain_off_a_terminal_and_live_on_one() {
     assert!(screen.contains("\x1b[2K"), "the display is cleared: {tail}");
     assert!(tail.contains("Finished"), "{tail}");
 }
+
+#[test]
+fn add_edits_the_manifest_keeping_its_comments_then_locks_and_syncs() {
+    let env = Env::new();
+    // No manifest yet: one is created.
+    env.run(&["add", "acme/tiny", "--include", "*.json"])
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        "models:\n  - repo: acme/tiny\n    include: [\"*.json\"]\n"
+    );
+    assert!(env.lock_text().unwrap().contains("\"acme/tiny\""));
+    let main = env.commit("model", "acme/tiny", "main");
+    assert!(
+        env.repo_dir("models--acme--tiny")
+            .join(format!("snapshots/{main}/config.json"))
+            .exists()
+    );
+
+    let commented = "# our models\nmodels:\n  # the small one\n  - repo: acme/tiny\n    include: \"*.json\"  # configs only\n";
+    env.manifest(commented);
+    let run = env
+        .run(&[
+            "add",
+            "acme/data",
+            "--repo-type",
+            "dataset",
+            "--ref",
+            "main",
+            "--include",
+            "data/",
+            "--no-sync",
+        ])
+        .success();
+    assert!(
+        run.stderr
+            .contains("Added dataset acme/data@main in facehugger.yaml"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        format!(
+            "{commented}  - repo: acme/data\n    repo_type: dataset\n    ref: main\n    include: [\"data/\"]\n"
+        )
+    );
+    assert!(
+        env.lock_text().unwrap().contains("\"acme/data\""),
+        "--no-sync still locks"
+    );
+    assert!(
+        !env.cache().join("datasets--acme--data").exists(),
+        "--no-sync downloads nothing"
+    );
+}
+
+#[test]
+fn adding_a_repo_that_does_not_exist_leaves_the_manifest_untouched() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny # keep me\n");
+    let run = env.run(&["add", "acme/nope"]).failure(1);
+    assert!(
+        run.stderr
+            .contains("acme/nope@main: repository `acme/nope` not found"),
+        "{}",
+        run.stderr
+    );
+    let run = env.run(&["add", "acme/tiny", "--ref", "v9"]).failure(1);
+    assert!(
+        run.stderr.contains("revision `v9` not found"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        "models:\n  - repo: acme/tiny # keep me\n"
+    );
+    assert!(env.lock_text().is_none());
+    let run = env.run(&["add", "not a repo"]).failure(2);
+    assert!(run.stderr.contains("invalid repo"), "{}", run.stderr);
+    let run = env.run(&["--offline", "add", "acme/tiny"]);
+    assert_eq!(run.code, 2, "flags go after the command: {}", run.stderr);
+    let run = env
+        .run(&["add", "acme/data", "--repo-type", "dataset", "--offline"])
+        .failure(1);
+    assert!(run.stderr.contains("cannot do offline"), "{}", run.stderr);
+}
+
+#[test]
+fn remove_takes_a_repo_out_and_relocks() {
+    let env = Env::new();
+    env.manifest("models:\n  # tiny\n  - repo: acme/tiny\n    include: README.md\n  - repo: acme/data\n    repo_type: dataset\n    include: README.md\n");
+    env.run(&[]).success();
+    let run = env.run(&["remove", "acme/tiny"]).success();
+    assert!(
+        run.stderr
+            .contains("Removed acme/tiny@main from facehugger.yaml"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        "models:\n  - repo: acme/data\n    repo_type: dataset\n    include: README.md\n"
+    );
+    let lock = env.lock_text().unwrap();
+    assert!(
+        !lock.contains("acme/tiny") && lock.contains("acme/data"),
+        "{lock}"
+    );
+    // Cached files stay: other projects may use them.
+    assert!(env.cache().join("models--acme--tiny").exists());
+    let run = env.run(&["remove", "acme/tiny"]).failure(2);
+    assert!(
+        run.stderr.contains("is not declared in facehugger.yaml"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn add_and_remove_edit_cargo_toml_metadata() {
+    let env = Env::new();
+    let project = env.project();
+    crate::support::write_files(
+        &project,
+        &[
+            (
+                "Cargo.toml",
+                "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\n",
+            ),
+            ("src/lib.rs", ""),
+        ],
+    );
+    env.run(&["add", "acme/tiny", "--include", "config.json"])
+        .success();
+    let text = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert_eq!(
+        text,
+        "[package]\nname = \"app\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[[package.metadata.facehugger.models]]\nrepo = \"acme/tiny\"\ninclude = [\"config.json\"]\n\n[dependencies]\n"
+    );
+    assert!(
+        std::fs::read_to_string(project.join("facehugger.lock"))
+            .unwrap()
+            .contains("acme/tiny")
+    );
+    env.run(&["remove", "acme/tiny"]).success();
+    let text = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+    assert!(!text.contains("acme/tiny"), "{text}");
+}

@@ -10,6 +10,8 @@ mod concurrency;
 mod docker;
 mod errors;
 mod faults;
+mod hostile_hub;
+mod hostile_input;
 mod interop;
 mod lockfile;
 mod resume;
