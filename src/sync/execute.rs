@@ -295,7 +295,7 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
         job,
         temp,
         location,
-        reporter,
+        ..
     } = ctx;
     let file = &job.file;
     let mut verifier = Verifier::new(file);
@@ -331,29 +331,21 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
             verifier = Verifier::new(file);
             written = 0;
         }
-        let mut body = download.body.into_reader();
-        let failure = loop {
-            match body.read(&mut buffer) {
-                Ok(0) => break None,
-                Ok(read) => {
-                    if written + read as u64 > file.size {
-                        return Err(too_long(job));
-                    }
-                    out.write_all(&buffer[..read])
-                        .map_err(|err| Error::io("write", temp, err))?;
-                    verifier.update(&buffer[..read]);
-                    written += read as u64;
-                    reporter.bytes_arrived(read as u64);
-                    stalled = 0;
-                    if written == file.size {
-                        // All announced bytes are here: a server that lied about its
-                        // length gets no chance to turn a good download into an error.
-                        break None;
-                    }
-                }
-                Err(err) => break Some(err.to_string()),
-            }
-        };
+        let before = written;
+        let failure = receive(
+            ctx,
+            download,
+            &mut written,
+            file.size,
+            &mut buffer,
+            |bytes, _| {
+                verifier.update(bytes);
+                out.write_all(bytes)
+            },
+        )?;
+        if written > before {
+            stalled = 0;
+        }
         if failure.is_none() && written == file.size {
             break;
         }
@@ -564,11 +556,7 @@ fn fetch_chunk(
     mut first: Option<Download>,
 ) -> Result<(), Error> {
     let Fetch {
-        hub,
-        job,
-        temp,
-        location,
-        reporter,
+        hub, job, location, ..
     } = ctx;
     let file = &job.file;
     let mut position = start;
@@ -588,26 +576,18 @@ fn fetch_chunk(
         if !download.partial {
             return Err(range_ignored(job));
         }
-        let mut body = download.body.into_reader();
-        let failure = loop {
-            match body.read(&mut buffer) {
-                Ok(0) => break None,
-                Ok(read) => {
-                    if position + read as u64 > end {
-                        return Err(too_long(job));
-                    }
-                    out.write_all_at(&buffer[..read], position)
-                        .map_err(|err| Error::io("write", temp, err))?;
-                    position += read as u64;
-                    reporter.bytes_arrived(read as u64);
-                    stalled = 0;
-                    if position == end {
-                        break None;
-                    }
-                }
-                Err(err) => break Some(err.to_string()),
-            }
-        };
+        let before = position;
+        let failure = receive(
+            ctx,
+            download,
+            &mut position,
+            end,
+            &mut buffer,
+            |bytes, at| out.write_all_at(bytes, at),
+        )?;
+        if position > before {
+            stalled = 0;
+        }
         if position == end {
             return Ok(());
         }
@@ -616,6 +596,40 @@ fn fetch_chunk(
             return Err(dropped(hub, job, failure, position, end));
         }
         thread::sleep(hub.retry_delay(stalled - 1));
+    }
+}
+
+/// Reads a response body into place from `*position` up to `end`, handing each piece and its
+/// offset to `store`. Bytes beyond `end` are an error; a connection that drops once every byte
+/// is here is not (the announced length may lie). Returns the connection's failure, if it
+/// failed before `end`.
+fn receive(
+    ctx: Fetch<'_>,
+    download: Download,
+    position: &mut u64,
+    end: u64,
+    buffer: &mut [u8],
+    mut store: impl FnMut(&[u8], u64) -> std::io::Result<()>,
+) -> Result<Option<String>, Error> {
+    let mut body = download.body.into_reader();
+    while *position < end {
+        let read = match body.read(buffer) {
+            Ok(0) => return Ok(None),
+            Ok(read) => read,
+            Err(err) => return Ok(Some(err.to_string())),
+        };
+        if *position + read as u64 > end {
+            return Err(too_long(ctx.job));
+        }
+        store(&buffer[..read], *position).map_err(|err| Error::io("write", ctx.temp, err))?;
+        *position += read as u64;
+        ctx.reporter.bytes_arrived(read as u64);
+    }
+    // One more read tells a body that ends here (or whose connection then drops: every byte
+    // wanted is here) from one that goes on, which is refused.
+    match body.read(&mut buffer[..1]) {
+        Ok(0) | Err(_) => Ok(None),
+        Ok(_) => Err(too_long(ctx.job)),
     }
 }
 
