@@ -42,6 +42,8 @@ pub enum FaultKind {
     IgnoreRange,
     /// Wait this long before sending the body.
     Stall(Duration),
+    /// Close the connection without answering: a server or proxy that went away.
+    Hangup,
 
     // A hostile hub. Each answers what no real Hub answers, to show the client refuses it.
     /// Answer `302 Found` with this `Location` (any text: another scheme, another origin, a
@@ -129,6 +131,7 @@ pub(crate) fn alter(kind: &FaultKind, mut response: Response) -> Response {
                 wait: Some(*wait),
             });
         }
+        FaultKind::Hangup => response.framing = Framing::Hangup,
         FaultKind::LyingLength(delta) => {
             let claimed = response.len.saturating_add_signed(*delta);
             response.framing = Framing::Claimed(claimed);

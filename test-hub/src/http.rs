@@ -42,6 +42,8 @@ pub(crate) enum Framing {
     Claimed(u64),
     /// No `Content-Length`: the body ends when the connection closes.
     UntilClose,
+    /// Nothing at all: the connection is closed without an answer.
+    Hangup,
 }
 
 /// A listening socket served by a background thread until dropped.
@@ -118,6 +120,10 @@ fn serve_connection(stream: TcpStream, handler: &(dyn Fn(Request) -> Response + 
             .any(|(name, value)| name == "connection" && value.eq_ignore_ascii_case("close"));
         let head_only = request.method == "HEAD";
         let response = handler(request);
+        if response.framing == Framing::Hangup {
+            let _ = writer.get_ref().shutdown(Shutdown::Both);
+            return;
+        }
         // After a body whose length was not told truthfully, the connection cannot be reused.
         let close = close || response.framing != Framing::Honest;
         if write_response(&mut writer, response, head_only).is_err() || close {
@@ -190,6 +196,8 @@ fn write_response(
         Framing::Honest => head.push_str(&format!("Content-Length: {}\r\n", response.len)),
         Framing::Claimed(claimed) => head.push_str(&format!("Content-Length: {claimed}\r\n")),
         Framing::UntilClose => head.push_str("Connection: close\r\n"),
+        // Handled before anything is written.
+        Framing::Hangup => return Ok(()),
     }
     head.push_str("\r\n");
     writer.write_all(head.as_bytes())?;
