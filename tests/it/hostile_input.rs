@@ -128,7 +128,7 @@ fn generated() -> Vec<Case> {
                 "models:\n  - repo: acme/tiny\n    ? \"{}\"\n    : x\n",
                 "\\e".repeat(1 << 19)
             ),
-            "error: facehugger.yaml:3:",
+            "error: facehugger.yaml:3:7: unknown field `\\u{1b}\\u{1b}",
         ),
         case(
             "10000-nested-lists.yaml",
@@ -144,7 +144,7 @@ fn generated() -> Vec<Case> {
                 text.push_str("-\n");
                 text
             }),
-            "error: facehugger.yaml:",
+            "error: facehugger.yaml:3:5: invalid type: sequence, expected a model",
         ),
         case(
             "100000-nested-arrays.lock",
