@@ -222,6 +222,20 @@ impl Cache {
         Ok((temp, file))
     }
 
+    /// The etags of the blobs of `repo` that have a partial download left by an earlier run:
+    /// read once per sync, so that each file does not scan the folder again.
+    pub fn partial_etags(&self, repo: &Repo) -> std::collections::HashSet<String> {
+        let dir = self.repo_dir(repo).join("blobs");
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|name| name.ends_with(".incomplete"))
+            .filter_map(|name| name.split('.').next().map(str::to_owned))
+            .collect()
+    }
+
     /// The partial download of this blob that an earlier run left (interrupted, killed, or cut
     /// off), to resume; else a new file. Call it holding the blob's lock, so that no cooperating
     /// writer is using the file. When several are left, the longest is kept and the others removed.

@@ -38,6 +38,8 @@ pub struct Job {
     pub commit: String,
     /// The file.
     pub file: RepoFile,
+    /// Whether an earlier run left a partial download of its blob, to resume.
+    pub resumable: bool,
 }
 
 /// How files are transferred, and where progress is reported.
@@ -177,7 +179,7 @@ fn download_verified(
     let etag = job.file.etag();
     let mut attempts_left = 2;
     loop {
-        let (temp, mut out) = if attempts_left == 2 {
+        let (temp, mut out) = if attempts_left == 2 && job.resumable {
             cache.take_incomplete(&job.repo, etag)?
         } else {
             cache.create_incomplete(&job.repo, etag)?

@@ -298,11 +298,13 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
                 ),
             );
         }
+        let partials = cache.partial_etags(&plan.resolved.model.repo);
         for planned in &plan.files {
             let job = Job {
                 repo: plan.resolved.model.repo.clone(),
                 commit: plan.resolved.commit.clone(),
                 file: planned.file.clone(),
+                resumable: partials.contains(planned.file.etag()),
             };
             let duplicate = jobs.iter().any(|j| {
                 j.repo == job.repo && j.commit == job.commit && j.file.path == job.file.path
