@@ -23,9 +23,9 @@ use execute::{Job, Transfer, install, run_parallel};
 use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, model_name, plan_model};
 
 /// Default `-j`: connections open at once.
-pub const DEFAULT_JOBS: usize = 8;
+pub const DEFAULT_JOBS: usize = 32;
 /// Default connections one large file may use.
-pub const DEFAULT_CONNECTIONS_PER_FILE: usize = 8;
+pub const DEFAULT_CONNECTIONS_PER_FILE: usize = 16;
 /// Default chunk size for large files.
 pub const DEFAULT_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 
