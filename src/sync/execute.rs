@@ -28,6 +28,10 @@ use crate::sync::Reporter;
 const MAX_STALLED_ATTEMPTS: u32 = 5;
 /// Read size while streaming a body to disk.
 const BUFFER_BYTES: usize = 256 * 1024;
+/// A large file's finished chunks are flushed to disk whenever this much more is done, so that
+/// the disk writes while the download goes on (else the page cache holds the whole file until
+/// the fsync before it is installed: seconds for a gigabyte).
+const WRITEBACK_BYTES: u64 = 64 * 1024 * 1024;
 
 /// One file to put in a snapshot.
 #[derive(Debug, Clone)]
@@ -409,6 +413,7 @@ fn fetch_chunked(
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let verdict = thread::scope(|scope| {
         let hasher = scope.spawn(|| hash_in_order(job, out, temp, &chunks, &progress));
+        let writeback = scope.spawn(|| write_back(out, temp, chunks.len(), &progress));
         let connections = transfer.connections_per_file.min(pending.len());
         for _ in 0..connections {
             scope.spawn(|| {
@@ -449,9 +454,12 @@ fn fetch_chunked(
                 }
             });
         }
-        hasher
-            .join()
-            .unwrap_or_else(|_| Err(Error::Other("the hashing thread panicked".into())))
+        let joined = |handle: thread::ScopedJoinHandle<'_, Result<(), Error>>| {
+            handle
+                .join()
+                .unwrap_or_else(|_| Err(Error::Other("a download thread panicked".into())))
+        };
+        joined(writeback).and(joined(hasher))
     });
     match failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
         Some(error) => Err(error),
@@ -499,6 +507,21 @@ impl Progress {
         self.changed.notify_all();
     }
 
+    /// Waits until at least `count` chunks are done; returns how many are, or `None` if the
+    /// download failed meanwhile.
+    fn wait_for_count(&self, count: usize) -> Option<usize> {
+        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.failed.load(Ordering::Relaxed) {
+                return None;
+            }
+            if done.len() >= count {
+                return Some(done.len());
+            }
+            done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// Waits until chunk `index` is on disk; false if the download failed meanwhile.
     fn wait_for(&self, index: usize) -> bool {
         let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
@@ -523,7 +546,7 @@ fn hash_in_order(
     progress: &Progress,
 ) -> Result<(), Error> {
     let mut verifier = Verifier::new(&job.file);
-    let mut buffer = vec![0u8; BUFFER_BYTES * 4];
+    let mut buffer = vec![0u8; BUFFER_BYTES];
     for (index, &(start, end)) in chunks.iter().enumerate() {
         if !progress.wait_for(index) {
             return Ok(()); // the failure is reported by the chunk that failed
@@ -546,6 +569,31 @@ fn hash_in_order(
         }
     }
     verifier.check(&job.file, job.file.size)
+}
+
+/// Flushes the file to disk every [`WRITEBACK_BYTES`] of finished chunks until all `chunks`
+/// are done; the final flush is left to the caller. An error is kept, not retried: after a
+/// failed fsync the kernel may have dropped the pages, so the download must fail.
+fn write_back(
+    out: &File,
+    temp: &Utf8Path,
+    chunks: usize,
+    progress: &Progress,
+) -> Result<(), Error> {
+    let step = (WRITEBACK_BYTES / progress.chunk_bytes).max(1) as usize;
+    let mut flushed = progress.wait_for_count(0).unwrap_or(chunks);
+    while flushed < chunks {
+        let Some(done) = progress.wait_for_count((flushed + step).min(chunks)) else {
+            return Ok(()); // the failure is reported by the chunk that failed
+        };
+        if done == chunks {
+            break;
+        }
+        out.sync_data()
+            .map_err(|err| Error::io("write", temp, err))?;
+        flushed = done;
+    }
+    Ok(())
 }
 
 /// Fetches bytes `start..end` into place (from `first`, when its request is already made),
@@ -743,6 +791,32 @@ mod tests {
             message.contains("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn write_back_follows_the_chunks_and_stops_on_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let temp = Utf8PathBuf::from_path_buf(dir.path().join("blob.incomplete")).unwrap();
+        let out = File::create(&temp).unwrap();
+        // Chunks of the write-back size: every finished chunk is flushed.
+        let progress = Progress::new(
+            BTreeSet::new(),
+            temp.with_extension("chunks"),
+            WRITEBACK_BYTES,
+        );
+        thread::scope(|scope| {
+            let flusher = scope.spawn(|| write_back(&out, &temp, 3, &progress));
+            for index in 0..3 {
+                progress.finished(index);
+            }
+            assert!(flusher.join().unwrap().is_ok());
+        });
+        let failing = Progress::new(BTreeSet::from([0]), temp.with_extension("chunks2"), 1);
+        thread::scope(|scope| {
+            let flusher = scope.spawn(|| write_back(&out, &temp, 1000, &failing));
+            failing.fail();
+            assert!(flusher.join().unwrap().is_ok());
+        });
     }
 
     #[test]
