@@ -231,7 +231,8 @@ struct CommonArgs {
     /// Connections open at once: parallel files, and chunks of large files
     #[arg(short, long, value_name = "N", default_value_t = sync::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
-    /// Connections one large file may use at once (within --jobs)
+    /// Most connections one large file may use at once (within --jobs); it starts with 8 and
+    /// opens more while they raise its throughput
     #[arg(long, value_name = "N", default_value_t = sync::DEFAULT_CONNECTIONS_PER_FILE as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     connections_per_file: u16,
     /// Chunk size, in KiB, of the ranged requests that fetch a large file (files of at least

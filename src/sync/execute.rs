@@ -10,9 +10,10 @@ use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use camino::{Utf8Path, Utf8PathBuf};
 use sha1::Sha1;
@@ -32,6 +33,18 @@ const BUFFER_BYTES: usize = 256 * 1024;
 /// the disk writes while the download goes on (else the page cache holds the whole file until
 /// the fsync before it is installed: seconds for a gigabyte).
 const WRITEBACK_BYTES: u64 = 64 * 1024 * 1024;
+/// Connections a large file starts with. More open while they raise its throughput: a CDN
+/// caps each connection, but on a fast link or loopback more connections only cost CPU.
+const FIRST_CONNECTIONS: usize = 8;
+/// How long new connections get to start (a round trip, TCP slow start) before they are
+/// measured, and how long they are measured before the ramp decides.
+const RAMP_SETTLE: Duration = Duration::from_millis(100);
+const RAMP_STEP: Duration = Duration::from_millis(200);
+/// The throughput gain that makes doubling the connections worth it.
+const RAMP_GAIN: f64 = 1.5;
+/// How far downloads may run ahead of the hasher. When the CPU is the limit, this keeps the
+/// hasher from falling behind, so that little is left to hash once the last byte is in.
+const AHEAD_BYTES: u64 = 128 * 1024 * 1024;
 
 /// One file to put in a snapshot.
 #[derive(Debug, Clone)]
@@ -389,7 +402,10 @@ fn fetch_chunked(
         .map(|index| (index * chunk, ((index + 1) * chunk).min(size)))
         .collect();
     let pending: Vec<usize> = (0..chunks.len()).filter(|i| !done.contains(i)).collect();
-    let progress = Progress::new(done, chunk_record_path(temp), chunk);
+    let progress = Progress::new(done, chunks.len(), chunk_record_path(temp), chunk);
+    let most = transfer.connections_per_file.min(pending.len());
+    let mut ramp = Ramp::new(most);
+    progress.use_connections(ramp.connections);
     // The first pending chunk is asked for before the others: its redirect tells them where
     // to go.
     let first = match pending.first() {
@@ -412,17 +428,23 @@ fn fetch_chunked(
     let next = AtomicUsize::new(0);
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let verdict = thread::scope(|scope| {
-        let hasher = scope.spawn(|| hash_in_order(job, out, temp, &chunks, &progress));
-        let writeback = scope.spawn(|| write_back(out, temp, chunks.len(), &progress));
-        let connections = transfer.connections_per_file.min(pending.len());
-        for _ in 0..connections {
-            scope.spawn(|| {
-                loop {
+        // A failed helper stops the download, so that no connection waits for it.
+        let hasher =
+            scope.spawn(|| progress.stop_on(hash_in_order(job, out, temp, &chunks, &progress)));
+        let writeback = scope.spawn(|| progress.stop_on(write_back(out, temp, &progress)));
+        let ahead = ((AHEAD_BYTES / chunk) as usize).max(2 * most);
+        scope.spawn(|| ramp_up(&mut ramp, &progress));
+        for connection in 0..most {
+            let (next, first, failure, pending) = (&next, &first, &failure, &pending);
+            let (progress, chunks) = (&progress, &chunks);
+            scope.spawn(move || {
+                while progress.may_use(connection, || next.load(Ordering::Relaxed) < pending.len())
+                {
                     let position = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&index) = pending.get(position) else {
                         break;
                     };
-                    if progress.failed.load(Ordering::Relaxed) {
+                    if !progress.may_start(index, ahead) {
                         break;
                     }
                     let (start, end) = chunks[index];
@@ -433,11 +455,11 @@ fn fetch_chunked(
                     };
                     let result = match first {
                         Some((response, _permit)) => {
-                            fetch_chunk(ctx, out, start, end, Some(response))
+                            fetch_chunk(ctx, out, (start, end), &progress.arrived, Some(response))
                         }
                         None => {
                             let _permit = transfer.budget.acquire();
-                            fetch_chunk(ctx, out, start, end, None)
+                            fetch_chunk(ctx, out, (start, end), &progress.arrived, None)
                         }
                     };
                     match result {
@@ -472,23 +494,104 @@ struct Progress {
     done: Mutex<BTreeSet<usize>>,
     changed: Condvar,
     failed: AtomicBool,
+    /// Chunks in the file.
+    chunks: usize,
     record: Utf8PathBuf,
     chunk_bytes: u64,
+    /// Bytes received by this run.
+    arrived: AtomicU64,
+    /// Chunks hashed, from the first.
+    hashed: AtomicUsize,
+    /// Connections the ramp allows now.
+    connections: AtomicUsize,
 }
 
 impl Progress {
-    fn new(done: BTreeSet<usize>, record: Utf8PathBuf, chunk_bytes: u64) -> Progress {
+    fn new(
+        done: BTreeSet<usize>,
+        chunks: usize,
+        record: Utf8PathBuf,
+        chunk_bytes: u64,
+    ) -> Progress {
         Progress {
             done: Mutex::new(done),
             changed: Condvar::new(),
             failed: AtomicBool::new(false),
+            chunks,
             record,
             chunk_bytes,
+            arrived: AtomicU64::new(0),
+            hashed: AtomicUsize::new(0),
+            connections: AtomicUsize::new(1),
+        }
+    }
+
+    fn done(&self) -> MutexGuard<'_, BTreeSet<usize>> {
+        self.done.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn use_connections(&self, connections: usize) {
+        let _guard = self.done();
+        self.connections.store(connections, Ordering::Relaxed);
+        self.changed.notify_all();
+    }
+
+    /// Waits until `connection` (numbered from 0) is among those the ramp allows; false once
+    /// the download failed or `work_left` says there is nothing left for it.
+    fn may_use(&self, connection: usize, work_left: impl Fn() -> bool) -> bool {
+        let mut done = self.done();
+        loop {
+            if self.failed.load(Ordering::Relaxed) || !work_left() {
+                return false;
+            }
+            if connection < self.connections.load(Ordering::Relaxed) {
+                return true;
+            }
+            done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Waits until chunk `index` is less than `ahead` chunks beyond what is hashed; false once
+    /// the download failed.
+    fn may_start(&self, index: usize, ahead: usize) -> bool {
+        let mut done = self.done();
+        loop {
+            if self.failed.load(Ordering::Relaxed) {
+                return false;
+            }
+            if index < self.hashed.load(Ordering::Relaxed) + ahead {
+                return true;
+            }
+            done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn hashed_through(&self, chunks: usize) {
+        let _guard = self.done();
+        self.hashed.store(chunks, Ordering::Relaxed);
+        self.changed.notify_all();
+    }
+
+    /// Sleeps for `step`; false if the download finished or failed meanwhile.
+    fn pause(&self, step: Duration) -> bool {
+        let deadline = Instant::now() + step;
+        let mut done = self.done();
+        loop {
+            if self.failed.load(Ordering::Relaxed) || done.len() == self.chunks {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            done = (self.changed.wait_timeout(done, deadline - now))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
     fn finished(&self, index: usize) {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let mut done = self.done();
         done.insert(index);
         // Best effort, and unsynced: a record that claims too much only costs a failed
         // verification and a fresh download, never a corrupt blob.
@@ -501,16 +604,23 @@ impl Progress {
         self.changed.notify_all();
     }
 
+    fn stop_on(&self, result: Result<(), Error>) -> Result<(), Error> {
+        if result.is_err() {
+            self.fail();
+        }
+        result
+    }
+
     fn fail(&self) {
         self.failed.store(true, Ordering::Relaxed);
-        let _guard = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.done();
         self.changed.notify_all();
     }
 
     /// Waits until at least `count` chunks are done; returns how many are, or `None` if the
     /// download failed meanwhile.
     fn wait_for_count(&self, count: usize) -> Option<usize> {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let mut done = self.done();
         loop {
             if self.failed.load(Ordering::Relaxed) {
                 return None;
@@ -524,7 +634,7 @@ impl Progress {
 
     /// Waits until chunk `index` is on disk; false if the download failed meanwhile.
     fn wait_for(&self, index: usize) -> bool {
-        let mut done = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let mut done = self.done();
         loop {
             if done.contains(&index) {
                 return true;
@@ -567,19 +677,76 @@ fn hash_in_order(
             verifier.update(&buffer[..read]);
             position += read as u64;
         }
+        progress.hashed_through(index + 1);
     }
     verifier.check(&job.file, job.file.size)
+}
+
+/// Measures the file's throughput at each number of connections and lets the ramp decide the
+/// next, until it settles or the download ends.
+fn ramp_up(ramp: &mut Ramp, progress: &Progress) {
+    while !ramp.settled {
+        if !progress.pause(RAMP_SETTLE) {
+            return;
+        }
+        let before = progress.arrived.load(Ordering::Relaxed);
+        if !progress.pause(RAMP_STEP) {
+            return;
+        }
+        let bytes = progress.arrived.load(Ordering::Relaxed) - before;
+        progress.use_connections(ramp.measured(bytes as f64 / RAMP_STEP.as_secs_f64()));
+    }
+}
+
+/// How many connections a large file uses: it starts with [`FIRST_CONNECTIONS`] and doubles
+/// them while that raises the throughput by [`RAMP_GAIN`]; when doubling does not pay, it goes
+/// back and stays.
+#[derive(Debug)]
+struct Ramp {
+    connections: usize,
+    most: usize,
+    /// The previous number of connections and the throughput it had.
+    previous: Option<(usize, f64)>,
+    settled: bool,
+}
+
+impl Ramp {
+    fn new(most: usize) -> Ramp {
+        let connections = FIRST_CONNECTIONS.min(most).max(1);
+        Ramp {
+            connections,
+            most,
+            previous: None,
+            settled: connections >= most,
+        }
+    }
+
+    /// Takes the throughput (bytes per second) of the current number of connections; returns
+    /// the number to use next.
+    fn measured(&mut self, rate: f64) -> usize {
+        if self.settled {
+            return self.connections;
+        }
+        match self.previous {
+            Some((connections, before)) if rate < before * RAMP_GAIN => {
+                self.connections = connections;
+                self.settled = true;
+            }
+            _ if self.connections >= self.most => self.settled = true,
+            _ => {
+                self.previous = Some((self.connections, rate));
+                self.connections = (self.connections * 2).min(self.most);
+            }
+        }
+        self.connections
+    }
 }
 
 /// Flushes the file to disk every [`WRITEBACK_BYTES`] of finished chunks until all `chunks`
 /// are done; the final flush is left to the caller. An error is kept, not retried: after a
 /// failed fsync the kernel may have dropped the pages, so the download must fail.
-fn write_back(
-    out: &File,
-    temp: &Utf8Path,
-    chunks: usize,
-    progress: &Progress,
-) -> Result<(), Error> {
+fn write_back(out: &File, temp: &Utf8Path, progress: &Progress) -> Result<(), Error> {
+    let chunks = progress.chunks;
     let step = (WRITEBACK_BYTES / progress.chunk_bytes).max(1) as usize;
     let mut flushed = progress.wait_for_count(0).unwrap_or(chunks);
     while flushed < chunks {
@@ -597,12 +764,12 @@ fn write_back(
 }
 
 /// Fetches bytes `start..end` into place (from `first`, when its request is already made),
-/// resuming within the chunk when the connection drops.
+/// resuming within the chunk when the connection drops; counts what arrives in `arrived`.
 fn fetch_chunk(
     ctx: Fetch<'_>,
     out: &File,
-    start: u64,
-    end: u64,
+    (start, end): (u64, u64),
+    arrived: &AtomicU64,
     mut first: Option<Download>,
 ) -> Result<(), Error> {
     let Fetch {
@@ -633,7 +800,10 @@ fn fetch_chunk(
             &mut position,
             end,
             &mut buffer,
-            |bytes, at| out.write_all_at(bytes, at),
+            |bytes, at| {
+                arrived.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                out.write_all_at(bytes, at)
+            },
         )?;
         if position > before {
             stalled = 0;
@@ -801,22 +971,44 @@ mod tests {
         // Chunks of the write-back size: every finished chunk is flushed.
         let progress = Progress::new(
             BTreeSet::new(),
+            3,
             temp.with_extension("chunks"),
             WRITEBACK_BYTES,
         );
         thread::scope(|scope| {
-            let flusher = scope.spawn(|| write_back(&out, &temp, 3, &progress));
+            let flusher = scope.spawn(|| write_back(&out, &temp, &progress));
             for index in 0..3 {
                 progress.finished(index);
             }
             assert!(flusher.join().unwrap().is_ok());
         });
-        let failing = Progress::new(BTreeSet::from([0]), temp.with_extension("chunks2"), 1);
+        let failing = Progress::new(BTreeSet::from([0]), 1000, temp.with_extension("chunks2"), 1);
         thread::scope(|scope| {
-            let flusher = scope.spawn(|| write_back(&out, &temp, 1000, &failing));
+            let flusher = scope.spawn(|| write_back(&out, &temp, &failing));
             failing.fail();
             assert!(flusher.join().unwrap().is_ok());
         });
+    }
+
+    #[test]
+    fn the_ramp_keeps_connections_only_while_they_pay() {
+        const MB: f64 = 1e6;
+        // Each connection capped at 20 MB/s: doubling doubles the throughput.
+        let mut capped = Ramp::new(32);
+        assert_eq!(capped.connections, FIRST_CONNECTIONS);
+        assert_eq!(capped.measured(160.0 * MB), 16);
+        assert_eq!(capped.measured(320.0 * MB), 32);
+        assert_eq!(capped.measured(640.0 * MB), 32);
+        assert!(capped.settled);
+        // The CPU or the link is the limit: the ramp tries more, then goes back.
+        let mut saturated = Ramp::new(16);
+        assert_eq!(saturated.measured(600.0 * MB), 16);
+        assert_eq!(saturated.measured(650.0 * MB), FIRST_CONNECTIONS);
+        assert!(saturated.settled);
+        assert_eq!(saturated.measured(2000.0 * MB), FIRST_CONNECTIONS);
+        // A file with few chunks starts with all it may use.
+        let few = Ramp::new(3);
+        assert_eq!((few.connections, few.settled), (3, true));
     }
 
     #[test]
