@@ -15,11 +15,13 @@
 //! every file under a unique temporary name and renames it into place, so a crash never leaves a
 //! half-written ref, tree or blob where a reader would take it for complete.
 
+use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::sync::Mutex;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
@@ -29,15 +31,36 @@ use crate::repo::{Repo, RepoFile, is_commit_sha, is_lower_hex, validate_repo_pat
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n";
 
 /// An HF hub cache directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Cache {
     root: Utf8PathBuf,
+    /// Folders this value has made or checked (real folders, not links), so that syncing
+    /// thousands of files does not check the same folders thousands of times. A clone starts
+    /// afresh: `sync` works on one, so that what it remembers lasts one run.
+    checked_dirs: Mutex<HashSet<Utf8PathBuf>>,
 }
+
+impl Clone for Cache {
+    fn clone(&self) -> Cache {
+        Cache::new(self.root.clone())
+    }
+}
+
+impl PartialEq for Cache {
+    fn eq(&self, other: &Cache) -> bool {
+        self.root == other.root
+    }
+}
+
+impl Eq for Cache {}
 
 impl Cache {
     /// A cache rooted at `root` (nothing is created until something is written).
     pub fn new(root: impl Into<Utf8PathBuf>) -> Cache {
-        Cache { root: root.into() }
+        Cache {
+            root: root.into(),
+            checked_dirs: Mutex::default(),
+        }
     }
 
     /// The cache directory the reference client would use, from the environment:
@@ -111,7 +134,7 @@ impl Cache {
         }
         let path = self.ref_path(repo, reference);
         // The rename replaces a link at `refs/<ref>` itself; links above it are refused.
-        create_dirs_within(
+        self.create_dirs(
             &self.repo_dir(repo),
             parent_of(&path),
             "create the refs folder",
@@ -137,7 +160,7 @@ impl Cache {
     /// Writes `trees/<commit>.json` in the reference client's exact format.
     pub fn write_tree(&self, repo: &Repo, commit: &str, files: &[RepoFile]) -> Result<(), Error> {
         let path = self.tree_path(repo, commit);
-        create_dirs_within(
+        self.create_dirs(
             &self.repo_dir(repo),
             parent_of(&path),
             "create the trees folder",
@@ -167,7 +190,7 @@ impl Cache {
         }
         let _writing = WRITES.read().unwrap_or_else(|e| e.into_inner());
         let parent = parent_of(&pointer);
-        create_dirs_within(&self.repo_dir(repo), parent, "create the snapshot folder")?;
+        self.create_dirs(&self.repo_dir(repo), parent, "create the snapshot folder")?;
         // Link under a unique name, then rename over the pointer: atomic, no window without it.
         let temp = unique_sibling(&pointer, "tmp");
         std::os::unix::fs::symlink(target.as_str(), &temp)
@@ -184,10 +207,10 @@ impl Cache {
     /// folder: everything done under the lock (resuming, downloading, installing) writes there.
     pub fn lock_blob(&self, repo: &Repo, etag: &str) -> Result<File, Error> {
         let blobs = self.repo_dir(repo).join("blobs");
-        create_dirs_within(&self.repo_dir(repo), &blobs, "create the blobs folder")?;
+        self.create_dirs(&self.repo_dir(repo), &blobs, "create the blobs folder")?;
         let path = self.lock_path(repo, etag);
         let parent = parent_of(&path);
-        create_dirs_within(&self.root, parent, "create the lock folder")?;
+        self.create_dirs(&self.root, parent, "create the lock folder")?;
         // O_NOFOLLOW below is what makes this safe; checking first gives the clearer message.
         refuse_link(&path, "open the lock file")?;
         let file = OpenOptions::new()
@@ -209,7 +232,7 @@ impl Cache {
     pub fn create_incomplete(&self, repo: &Repo, etag: &str) -> Result<(Utf8PathBuf, File), Error> {
         let blob = self.blob_path(repo, etag);
         let parent = parent_of(&blob);
-        create_dirs_within(&self.repo_dir(repo), parent, "create the blobs folder")?;
+        self.create_dirs(&self.repo_dir(repo), parent, "create the blobs folder")?;
         let temp = unique_sibling(&blob, "incomplete");
         // Readable too: large files are hashed by reading back the chunks just written.
         let file = OpenOptions::new()
@@ -282,6 +305,50 @@ impl Cache {
     pub fn install_blob(&self, repo: &Repo, etag: &str, temp: &Utf8Path) -> Result<(), Error> {
         let blob = self.blob_path(repo, etag);
         fs::rename(temp, &blob).map_err(|err| Error::io("install the blob", &blob, err))
+    }
+
+    /// Creates the folder `dir` inside `base` and those between, as `create_dir_all` does, but
+    /// never through a symbolic link: a link below `base` (planted by someone else who can write
+    /// to a shared cache, say) would send facehugger's writes outside the cache, so it is refused
+    /// with an error naming it. `base` itself (the cache root, a repo folder) may be a link:
+    /// moving a cache or one big repo to another disk is the user's choice. This guards against
+    /// links already there when a folder is first checked, not against one swapped in later.
+    fn create_dirs(
+        &self,
+        base: &Utf8Path,
+        dir: &Utf8Path,
+        action: &'static str,
+    ) -> Result<(), Error> {
+        let mut checked = self.checked_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if checked.contains(dir) {
+            return Ok(());
+        }
+        let Ok(inside) = dir.strip_prefix(base) else {
+            fs::create_dir_all(dir).map_err(|err| Error::io(action, dir, err))?;
+            checked.insert(dir.to_owned());
+            return Ok(());
+        };
+        if !checked.contains(base) {
+            fs::create_dir_all(base).map_err(|err| Error::io(action, base, err))?;
+            checked.insert(base.to_owned());
+        }
+        let mut current = base.to_owned();
+        for component in inside.components() {
+            current.push(component);
+            if checked.contains(&current) {
+                continue;
+            }
+            match fs::create_dir(&current) {
+                Ok(()) => {}
+                // There already, perhaps made by another writer just now: a folder is fine.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    refuse_link(&current, action)?;
+                }
+                Err(err) => return Err(Error::io(action, &current, err)),
+            }
+            checked.insert(current.clone());
+        }
+        Ok(())
     }
 }
 
@@ -372,32 +439,6 @@ pub fn relative_blob_target(path: &str, etag: &str) -> String {
 
 fn parent_of(path: &Utf8Path) -> &Utf8Path {
     path.parent().unwrap_or(Utf8Path::new("."))
-}
-
-/// Creates the folder `dir` inside `base` and those between, as `create_dir_all` does, but never
-/// through a symbolic link: a link below `base` (planted by someone else who can write to a
-/// shared cache, say) would send facehugger's writes outside the cache, so it is refused with an
-/// error naming it. `base` itself (the cache root, a repo folder) may be a link: moving a cache
-/// or one big repo to another disk is the user's choice. This guards against links already
-/// there, not against one swapped in at the same moment.
-fn create_dirs_within(base: &Utf8Path, dir: &Utf8Path, action: &'static str) -> Result<(), Error> {
-    let Ok(inside) = dir.strip_prefix(base) else {
-        return fs::create_dir_all(dir).map_err(|err| Error::io(action, dir, err));
-    };
-    fs::create_dir_all(base).map_err(|err| Error::io(action, base, err))?;
-    let mut current = base.to_owned();
-    for component in inside.components() {
-        current.push(component);
-        match fs::create_dir(&current) {
-            Ok(()) => {}
-            // There already, perhaps made by another writer just now: a folder is fine.
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                refuse_link(&current, action)?;
-            }
-            Err(err) => return Err(Error::io(action, &current, err)),
-        }
-    }
-    Ok(())
 }
 
 /// An error if `path` is a symbolic link: facehugger replaces links (by renaming over them) but
@@ -667,11 +708,15 @@ mod tests {
         // The base may be a link (a repo folder moved to another disk)...
         let base = root.join("repo");
         std::os::unix::fs::symlink(&outside, &base).unwrap();
-        create_dirs_within(&base, &base.join("snapshots/c/sub"), "create").unwrap();
+        let cache = Cache::new(root);
+        cache
+            .create_dirs(&base, &base.join("snapshots/c/sub"), "create")
+            .unwrap();
         assert!(outside.join("snapshots/c/sub").is_dir());
         // ... but a link below it is refused, and nothing is created through it.
         std::os::unix::fs::symlink(&outside, base.join("snapshots/c/link")).unwrap();
-        let error = create_dirs_within(&base, &base.join("snapshots/c/link/x"), "create")
+        let error = cache
+            .create_dirs(&base, &base.join("snapshots/c/link/x"), "create")
             .unwrap_err()
             .to_string();
         assert!(
