@@ -288,6 +288,9 @@ impl ByteRange {
     }
 }
 
+/// Idle connections kept for reuse: more than `--jobs` ever has open.
+const MAX_POOLED_CONNECTIONS: usize = 256;
+
 impl Hub {
     /// A client for the configured endpoint.
     pub fn new(config: HubConfig) -> Hub {
@@ -302,7 +305,11 @@ impl Hub {
                     .root_certs(ureq::tls::RootCerts::PlatformVerifier)
                     .build(),
             )
-            .max_idle_connections_per_host(16)
+            // Every connection a sync opens stays pooled between its requests: a new one costs a
+            // TLS handshake. Requests are small, so their buffer can be too.
+            .max_idle_connections(MAX_POOLED_CONNECTIONS)
+            .max_idle_connections_per_host(MAX_POOLED_CONNECTIONS)
+            .output_buffer_size(16 * 1024)
             .build()
             .into();
         let origin = origin_of(&config.endpoint);

@@ -318,7 +318,10 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
     } = ctx;
     let file = &job.file;
     let mut verifier = Verifier::new(file);
-    let mut buffer = vec![0u8; BUFFER_BYTES];
+    // Sized for the file (plus the byte that tells the body ended): thousands of small files
+    // in flight need no large buffers.
+    let fits = usize::try_from(file.size).map_or(BUFFER_BYTES, |size| size.saturating_add(1));
+    let mut buffer = vec![0u8; BUFFER_BYTES.min(fits)];
     let mut written = 0u64;
     while written < resume_from {
         let want = ((resume_from - written) as usize).min(buffer.len());

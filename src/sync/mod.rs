@@ -23,7 +23,7 @@ use execute::{Job, Transfer, install, run_parallel};
 use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, model_name, plan_model};
 
 /// Default `-j`: connections open at once.
-pub const DEFAULT_JOBS: usize = 32;
+pub const DEFAULT_JOBS: usize = 64;
 /// Default connections one large file may use.
 pub const DEFAULT_CONNECTIONS_PER_FILE: usize = 16;
 /// Default chunk size for large files.
@@ -252,6 +252,8 @@ pub fn plan(
 /// `facehugger sync`: resolve, write the lock, and fill the cache.
 pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Error> {
     let started = Instant::now();
+    // A clone of the cache remembers the folders it checked for this run only.
+    let settings = &settings.clone();
     let resolution = resolve(settings, reporter)?;
     write_lock(settings, &resolution, reporter)?;
     let selected = resolution.selected(settings);
