@@ -15,8 +15,8 @@
 //! every file under a unique temporary name and renames it into place, so a crash never leaves a
 //! half-written ref, tree or blob where a reader would take it for complete.
 
-use std::collections::HashSet;
 use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Write};
@@ -171,6 +171,29 @@ impl Cache {
     /// True if `snapshots/<commit>/<path>` exists and leads to content (a dangling link does not).
     pub fn has_pointer(&self, repo: &Repo, commit: &str, path: &str) -> bool {
         self.pointer_path(repo, commit, path).exists()
+    }
+
+    /// What `snapshots/<commit>/` and `blobs/` of `repo` hold, read with one listing per folder.
+    pub fn snapshot_view(&self, repo: &Repo, commit: &str) -> SnapshotView {
+        let mut pointers = HashMap::new();
+        list_tree(&self.snapshot_dir(repo, commit), "", &mut pointers);
+        let blob_dir = self.repo_dir(repo).join("blobs");
+        let blobs = fs::read_dir(&blob_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                Some((
+                    entry.file_name().into_string().ok()?,
+                    entry.file_type().ok()?,
+                ))
+            })
+            .collect();
+        SnapshotView {
+            pointers,
+            blobs,
+            blob_dir,
+        }
     }
 
     /// True if the blob for `etag` is in the cache (a file, or a link into the shared Xet store).
@@ -349,6 +372,55 @@ impl Cache {
             checked.insert(current.clone());
         }
         Ok(())
+    }
+}
+
+/// One snapshot of a repo and its blobs as listed once, so that planning a sync of thousands of
+/// files costs a few folder listings instead of a `stat` per file (which walks the whole path
+/// and follows the link). See [`Cache::snapshot_view`].
+#[derive(Debug)]
+pub struct SnapshotView {
+    /// Paths in the snapshot (`/`-separated) and what each is.
+    pointers: HashMap<String, fs::FileType>,
+    /// Names in `blobs/` and what each is.
+    blobs: HashMap<String, fs::FileType>,
+    blob_dir: Utf8PathBuf,
+}
+
+impl SnapshotView {
+    /// True if `path` is in the snapshot and leads to content: a file, or a link while the blob
+    /// of its `etag` is there (facehugger and the reference client link each file to the blob of
+    /// its etag; `facehugger verify` checks what the links lead to).
+    pub fn has_pointer(&self, path: &str, etag: &str) -> bool {
+        match self.pointers.get(path) {
+            Some(kind) if kind.is_symlink() => self.has_blob(etag),
+            Some(kind) => kind.is_file(),
+            None => false,
+        }
+    }
+
+    /// True if the blob for `etag` is there: a file, or a link (into the shared Xet store, say)
+    /// that leads to one.
+    pub fn has_blob(&self, etag: &str) -> bool {
+        match self.blobs.get(etag) {
+            Some(kind) if kind.is_symlink() => self.blob_dir.join(etag).is_file(),
+            Some(kind) => kind.is_file(),
+            None => false,
+        }
+    }
+}
+
+/// Adds what the folder `dir` holds, and its subfolders, to `found` as `prefix` + name.
+fn list_tree(dir: &Utf8Path, prefix: &str, found: &mut HashMap<String, fs::FileType>) {
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let (Ok(name), Ok(kind)) = (entry.file_name().into_string(), entry.file_type()) else {
+            continue;
+        };
+        let path = format!("{prefix}{name}");
+        if kind.is_dir() {
+            list_tree(&dir.join(&name), &format!("{path}/"), found);
+        }
+        found.insert(path, kind);
     }
 }
 
@@ -697,6 +769,57 @@ mod tests {
             render_tree(&[]),
             "{\n \"format_version\": 1,\n \"files\": {}\n}"
         );
+    }
+
+    #[test]
+    fn a_snapshot_view_sees_what_stat_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(Utf8Path::from_path(dir.path()).unwrap());
+        let repo = Repo {
+            repo_type: RepoType::Model,
+            id: "org/model".into(),
+        };
+        let commit = "c".repeat(40);
+        let (there, gone, elsewhere) = ("a".repeat(64), "b".repeat(64), "e".repeat(64));
+        let blobs = cache.repo_dir(&repo).join("blobs");
+        fs::create_dir_all(&blobs).unwrap();
+        fs::write(blobs.join(&there), "x").unwrap();
+        fs::write(dir.path().join("xet-chunk"), "x").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("xet-chunk"), blobs.join(&elsewhere)).unwrap();
+        let snapshot = cache.snapshot_dir(&repo, &commit);
+        fs::create_dir_all(snapshot.join("sub/deeper")).unwrap();
+        let link = |path: &str, etag: &str| {
+            std::os::unix::fs::symlink(
+                relative_blob_target(path, etag).as_str(),
+                snapshot.join(path),
+            )
+            .unwrap()
+        };
+        link("sub/deeper/model.bin", &there);
+        link("dangling.bin", &gone);
+        fs::write(snapshot.join("plain.txt"), "x").unwrap();
+
+        let view = cache.snapshot_view(&repo, &commit);
+        for (path, etag) in [
+            ("sub/deeper/model.bin", &there),
+            ("dangling.bin", &gone),
+            ("plain.txt", &gone),
+            ("missing", &there),
+        ] {
+            assert_eq!(
+                view.has_pointer(path, etag),
+                cache.has_pointer(&repo, &commit, path),
+                "{path}"
+            );
+        }
+        for etag in [&there, &gone, &elsewhere] {
+            assert_eq!(view.has_blob(etag), cache.has_blob(&repo, etag), "{etag}");
+        }
+        assert!(view.has_blob(&elsewhere));
+        // A folder is not a file of the snapshot (`exists` would say it is there).
+        assert!(!view.has_pointer("sub", &there));
+        let empty = cache.snapshot_view(&repo, &"d".repeat(40));
+        assert!(!empty.has_pointer("sub/deeper/model.bin", &there));
     }
 
     #[test]

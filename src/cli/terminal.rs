@@ -72,7 +72,9 @@ impl Reporter for Terminal {
     fn status(&self, verb: &str, message: &str) {
         if !self.quiet {
             self.print(|| {
-                let _ = writeln!(anstream::stderr(), "{STATUS}{verb:>12}{STATUS:#} {message}");
+                // One write per line: formatting straight to stderr writes the padding byte by byte.
+                let line = format!("{STATUS}{verb:>12}{STATUS:#} {message}\n");
+                let _ = anstream::stderr().write_all(line.as_bytes());
             });
         }
     }
@@ -80,7 +82,8 @@ impl Reporter for Terminal {
     fn warn(&self, message: &str) {
         if !self.quiet {
             self.print(|| {
-                let _ = writeln!(anstream::stderr(), "{WARNING}warning{WARNING:#}: {message}");
+                let line = format!("{WARNING}warning{WARNING:#}: {message}\n");
+                let _ = anstream::stderr().write_all(line.as_bytes());
             });
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 
-use crate::cache::{Cache, write_if_changed};
+use crate::cache::{Cache, SnapshotView, write_if_changed};
 use crate::error::Error;
 use crate::hub::{Hub, HubConfig};
 use crate::lock::{Lock, LockEntry};
@@ -517,15 +517,12 @@ fn list_commits(
     Ok((listings, to_fetch))
 }
 
-struct DiskCache<'a>(&'a Cache);
-
-impl CacheView for DiskCache<'_> {
-    fn has_pointer(&self, resolved: &Resolved, path: &str) -> bool {
-        self.0
-            .has_pointer(&resolved.model.repo, &resolved.commit, path)
+impl CacheView for SnapshotView {
+    fn has_pointer(&self, _: &Resolved, file: &RepoFile) -> bool {
+        SnapshotView::has_pointer(self, &file.path, file.etag())
     }
-    fn has_blob(&self, resolved: &Resolved, etag: &str) -> bool {
-        self.0.has_blob(&resolved.model.repo, etag)
+    fn has_blob(&self, _: &Resolved, etag: &str) -> bool {
+        SnapshotView::has_blob(self, etag)
     }
 }
 
@@ -535,7 +532,8 @@ fn plan_all(settings: &Settings, models: &[Resolved], listings: &Listings) -> Ve
         .map(|resolved| {
             let key = (resolved.model.repo.clone(), resolved.commit.clone());
             let listing = listings.get(&key).map_or(&[][..], Vec::as_slice);
-            plan_model(resolved.clone(), listing, &DiskCache(&settings.cache))
+            let view = (settings.cache).snapshot_view(&resolved.model.repo, &resolved.commit);
+            plan_model(resolved.clone(), listing, &view)
         })
         .collect()
 }

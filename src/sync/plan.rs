@@ -71,8 +71,8 @@ impl ModelPlan {
 
 /// What the cache holds, as far as the planner needs to know.
 pub trait CacheView {
-    /// Whether `snapshots/<commit>/<path>` exists for this model.
-    fn has_pointer(&self, resolved: &Resolved, path: &str) -> bool;
+    /// Whether `snapshots/<commit>/<path>` exists for this model and leads to the file's blob.
+    fn has_pointer(&self, resolved: &Resolved, file: &RepoFile) -> bool;
     /// Whether the blob with this etag exists in the model's repo.
     fn has_blob(&self, resolved: &Resolved, etag: &str) -> bool;
 }
@@ -87,7 +87,7 @@ pub fn plan_model(resolved: Resolved, listing: &[RepoFile], cache: &dyn CacheVie
         .iter()
         .filter(|file| filter.matches(&file.path))
         .map(|file| {
-            let action = if cache.has_pointer(&resolved, &file.path) {
+            let action = if cache.has_pointer(&resolved, file) {
                 Action::Fresh
             } else if cache.has_blob(&resolved, file.etag()) {
                 Action::Link
@@ -135,8 +135,8 @@ mod tests {
 
     struct FakeCache;
     impl CacheView for FakeCache {
-        fn has_pointer(&self, _: &Resolved, path: &str) -> bool {
-            path == "config.json"
+        fn has_pointer(&self, _: &Resolved, file: &RepoFile) -> bool {
+            file.path == "config.json"
         }
         fn has_blob(&self, _: &Resolved, etag: &str) -> bool {
             etag == "b".repeat(64)
