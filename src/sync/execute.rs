@@ -595,17 +595,19 @@ impl Progress {
     }
 
     fn finished(&self, index: usize) {
-        let mut done = self.done();
-        done.insert(index);
-        // Best effort, and unsynced: a record that claims too much only costs a failed
-        // verification and a fresh download, never a corrupt blob.
+        self.done().insert(index);
+        self.changed.notify_all();
+    }
+
+    /// Writes the record of the chunks in `done`, for a later run to resume from. Best effort,
+    /// and unsynced: a record that claims too much only costs a failed verification and a fresh
+    /// download, never a corrupt blob.
+    fn write_record(&self, done: &BTreeSet<usize>) {
         let indices: Vec<String> = done.iter().map(usize::to_string).collect();
         let _ = std::fs::write(
             &self.record,
             format!("{}\n{}\n", self.chunk_bytes, indices.join(" ")),
         );
-        drop(done);
-        self.changed.notify_all();
     }
 
     fn stop_on(&self, result: Result<(), Error>) -> Result<(), Error> {
@@ -621,16 +623,14 @@ impl Progress {
         self.changed.notify_all();
     }
 
-    /// Waits until at least `count` chunks are done; returns how many are, or `None` if the
-    /// download failed meanwhile.
-    fn wait_for_count(&self, count: usize) -> Option<usize> {
+    /// Waits until more than `seen` chunks are done, or the download failed; returns the
+    /// chunks done and whether it failed.
+    fn wait_for_more(&self, seen: usize) -> (BTreeSet<usize>, bool) {
         let mut done = self.done();
         loop {
-            if self.failed.load(Ordering::Relaxed) {
-                return None;
-            }
-            if done.len() >= count {
-                return Some(done.len());
+            let failed = self.failed.load(Ordering::Relaxed);
+            if failed || done.len() > seen {
+                return (done.clone(), failed);
             }
             done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
         }
@@ -747,23 +747,31 @@ impl Ramp {
     }
 }
 
-/// Flushes the file to disk every [`WRITEBACK_BYTES`] of finished chunks until all `chunks`
-/// are done; the final flush is left to the caller. An error is kept, not retried: after a
-/// failed fsync the kernel may have dropped the pages, so the download must fail.
+/// Keeps the partial download's record of finished chunks up to date, so that a run that is
+/// killed is resumed chunk by chunk, and flushes the file to disk every [`WRITEBACK_BYTES`] of
+/// finished chunks; the final flush is left to the caller. Both can wait for the filesystem's
+/// journal, so they happen here, where they hold up neither a connection nor the hasher.
+/// A failed flush fails the download: the kernel may have dropped the pages it could not write.
 fn write_back(out: &File, temp: &Utf8Path, progress: &Progress) -> Result<(), Error> {
-    let chunks = progress.chunks;
     let step = (WRITEBACK_BYTES / progress.chunk_bytes).max(1) as usize;
-    let mut flushed = progress.wait_for_count(0).unwrap_or(chunks);
-    while flushed < chunks {
-        let Some(done) = progress.wait_for_count((flushed + step).min(chunks)) else {
-            return Ok(()); // the failure is reported by the chunk that failed
-        };
-        if done == chunks {
-            break;
+    // Chunks resumed from an earlier run are on record, and on disk, already.
+    let mut recorded = progress.done().len();
+    let mut flushed = recorded;
+    while recorded < progress.chunks {
+        let (done, failed) = progress.wait_for_more(recorded);
+        if done.len() == progress.chunks && !failed {
+            return Ok(());
         }
-        out.sync_data()
-            .map_err(|err| Error::io("write", temp, err))?;
-        flushed = done;
+        progress.write_record(&done);
+        recorded = done.len();
+        if failed {
+            return Ok(()); // the failure is reported by the chunk that failed
+        }
+        if recorded >= flushed + step {
+            out.sync_data()
+                .map_err(|err| Error::io("write", temp, err))?;
+            flushed = recorded;
+        }
     }
     Ok(())
 }
@@ -996,12 +1004,19 @@ mod tests {
             }
             assert!(flusher.join().unwrap().is_ok());
         });
-        let failing = Progress::new(BTreeSet::from([0]), 1000, temp.with_extension("chunks2"), 1);
+        // A failed download leaves the record of what it finished, for the next run.
+        let record = temp.with_extension("chunks2");
+        let failing = Progress::new(BTreeSet::from([0]), 1000, record.clone(), 1);
         thread::scope(|scope| {
             let flusher = scope.spawn(|| write_back(&out, &temp, &failing));
+            failing.finished(7);
             failing.fail();
             assert!(flusher.join().unwrap().is_ok());
         });
+        assert_eq!(std::fs::read_to_string(&record).unwrap(), "1\n0 7\n");
+        // Nothing left to do: it returns at once.
+        let resumed = Progress::new(BTreeSet::from([0, 1]), 2, temp.with_extension("c3"), 1);
+        assert!(write_back(&out, &temp, &resumed).is_ok());
     }
 
     #[test]
