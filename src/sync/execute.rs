@@ -358,9 +358,9 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
         let failure = receive(
             ctx,
             download,
-            &mut written,
-            file.size,
+            (&mut written, file.size),
             &mut buffer,
+            false,
             |bytes, _| {
                 verifier.update(bytes);
                 out.write_all(bytes)
@@ -810,9 +810,9 @@ fn fetch_chunk(
         let failure = receive(
             ctx,
             download,
-            &mut position,
-            end,
+            (&mut position, end),
             &mut buffer,
+            true,
             |bytes, at| {
                 arrived.fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 out.write_all_at(bytes, at)
@@ -833,30 +833,48 @@ fn fetch_chunk(
 }
 
 /// Reads a response body into place from `*position` up to `end`, handing each piece and its
-/// offset to `store`. Bytes beyond `end` are an error; a connection that drops once every byte
-/// is here is not (the announced length may lie). Returns the connection's failure, if it
-/// failed before `end`.
+/// offset to `store`: as it arrives, or with `whole_buffers` a full buffer at a time (each
+/// write takes the file's lock, which the other connections of a chunked download then wait
+/// for). Bytes beyond `end` are an error; a connection that drops once every byte is here is
+/// not (the announced length may lie). Returns the connection's failure, if it failed before
+/// `end`.
 fn receive(
     ctx: Fetch<'_>,
     download: Download,
-    position: &mut u64,
-    end: u64,
+    (position, end): (&mut u64, u64),
     buffer: &mut [u8],
+    whole_buffers: bool,
     mut store: impl FnMut(&[u8], u64) -> std::io::Result<()>,
 ) -> Result<Option<String>, Error> {
     let mut body = download.body.into_reader();
-    while *position < end {
-        let read = match body.read(buffer) {
-            Ok(0) => return Ok(None),
+    let mut filled = 0;
+    let mut failure = None;
+    while *position + (filled as u64) < end {
+        let read = match body.read(&mut buffer[filled..]) {
+            Ok(0) => break,
             Ok(read) => read,
-            Err(err) => return Ok(Some(err.to_string())),
+            Err(err) => {
+                failure = Some(err.to_string());
+                break;
+            }
         };
-        if *position + read as u64 > end {
+        filled += read;
+        if *position + filled as u64 > end {
             return Err(too_long(ctx.job));
         }
-        store(&buffer[..read], *position).map_err(|err| Error::io("write", ctx.temp, err))?;
-        *position += read as u64;
         ctx.reporter.bytes_arrived(read as u64);
+        if !whole_buffers || filled == buffer.len() || *position + filled as u64 == end {
+            store(&buffer[..filled], *position).map_err(|err| Error::io("write", ctx.temp, err))?;
+            *position += filled as u64;
+            filled = 0;
+        }
+    }
+    if filled > 0 {
+        store(&buffer[..filled], *position).map_err(|err| Error::io("write", ctx.temp, err))?;
+        *position += filled as u64;
+    }
+    if *position < end {
+        return Ok(failure);
     }
     // One more read tells a body that ends here (or whose connection then drops: every byte
     // wanted is here) from one that goes on, which is refused.
