@@ -634,30 +634,38 @@ fn json_ascii(text: &str) -> String {
 }
 
 fn parse_tree(text: &str) -> Option<Vec<RepoFile>> {
-    let value: serde_json::Value = serde_json::from_str(text).ok()?;
-    if value.get("format_version")?.as_u64()? != 1 {
+    /// `trees/<commit>.json`; `deny_unknown_fields` is left out: a later client may add some.
+    #[derive(serde::Deserialize)]
+    struct TreeFile {
+        format_version: u64,
+        files: std::collections::BTreeMap<String, TreeEntry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct TreeEntry {
+        size: u64,
+        blob_id: String,
+        lfs_sha256: Option<String>,
+    }
+    let tree: TreeFile = serde_json::from_str(text).ok()?;
+    if tree.format_version != 1 {
         return None;
     }
-    let mut files = Vec::new();
-    for (path, entry) in value.get("files")?.as_object()? {
-        let blob_id = entry.get("blob_id")?.as_str()?.to_owned();
-        let lfs_sha256 = match entry.get("lfs_sha256") {
-            Some(sha) => Some(sha.as_str()?.to_owned()),
-            None => None,
-        };
-        let valid = validate_repo_path(path).is_ok()
-            && is_lower_hex(&blob_id, 40)
-            && lfs_sha256
+    let mut files = Vec::with_capacity(tree.files.len());
+    for (path, entry) in tree.files {
+        let valid = validate_repo_path(&path).is_ok()
+            && is_lower_hex(&entry.blob_id, 40)
+            && entry
+                .lfs_sha256
                 .as_deref()
                 .is_none_or(|sha| is_lower_hex(sha, 64));
         if !valid {
             return None;
         }
         files.push(RepoFile {
-            path: path.clone(),
-            size: entry.get("size")?.as_u64()?,
-            blob_id,
-            lfs_sha256,
+            path,
+            size: entry.size,
+            blob_id: entry.blob_id,
+            lfs_sha256: entry.lfs_sha256,
         });
     }
     Some(files)
