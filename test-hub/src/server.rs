@@ -76,6 +76,8 @@ pub enum Origin {
 pub struct LoggedRequest {
     /// Which listener got it.
     pub origin: Origin,
+    /// The client's address: the requests of one kept-alive connection share it.
+    pub peer: String,
     /// `GET`, `HEAD`, ...
     pub method: String,
     /// Path and query, still percent-encoded.
@@ -205,6 +207,7 @@ impl State {
 fn handle(request: Request, state: &State, origin: Origin) -> Response {
     let mut logged = LoggedRequest {
         origin,
+        peer: request.peer,
         method: request.method,
         url: request.url,
         headers: request.headers,
