@@ -9,6 +9,7 @@ pub mod execute;
 pub mod plan;
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
@@ -160,6 +161,34 @@ pub struct Report {
 /// Resolves every model to a commit (as the lock mode says) and checks the lock against it.
 /// Writes nothing.
 pub fn resolve(settings: &Settings, reporter: &dyn Reporter) -> Result<Resolution, Error> {
+    resolve_with(settings, reporter, &Client::new(&settings.hub))
+}
+
+/// One client for all the requests of a run, made when first needed (a frozen or offline run
+/// needs none), so that every phase reuses the same pooled connections.
+struct Client<'a> {
+    config: &'a HubConfig,
+    hub: OnceLock<Hub>,
+}
+
+impl<'a> Client<'a> {
+    fn new(config: &'a HubConfig) -> Client<'a> {
+        Client {
+            config,
+            hub: OnceLock::new(),
+        }
+    }
+
+    fn hub(&self) -> &Hub {
+        self.hub.get_or_init(|| Hub::new(self.config.clone()))
+    }
+}
+
+fn resolve_with(
+    settings: &Settings,
+    reporter: &dyn Reporter,
+    client: &Client<'_>,
+) -> Result<Resolution, Error> {
     let existing = Lock::load(&settings.lock_path)?;
     let models = match settings.mode {
         LockMode::Frozen => resolve_frozen(settings, existing.as_ref())?,
@@ -167,7 +196,7 @@ pub fn resolve(settings: &Settings, reporter: &dyn Reporter) -> Result<Resolutio
             resolve_from_cache(settings)?
         }
         LockMode::Update | LockMode::Locked | LockMode::InMemory => {
-            resolve_online(settings, reporter)?
+            resolve_online(settings, reporter, client)?
         }
     };
     let lock = Lock::from_entries(models.iter().map(|resolved| LockEntry {
@@ -242,9 +271,10 @@ pub fn plan(
     settings: &Settings,
     reporter: &dyn Reporter,
 ) -> Result<(Resolution, Vec<ModelPlan>), Error> {
-    let resolution = resolve(settings, reporter)?;
+    let client = Client::new(&settings.hub);
+    let resolution = resolve_with(settings, reporter, &client)?;
     let selected = resolution.selected(settings);
-    let (listings, _) = list_commits(settings, &selected)?;
+    let (listings, _) = list_commits(settings, &selected, &client)?;
     let plans = plan_all(settings, &selected, &listings);
     Ok((resolution, plans))
 }
@@ -254,10 +284,11 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
     let started = Instant::now();
     // A clone of the cache remembers the folders it checked for this run only.
     let settings = &settings.clone();
-    let resolution = resolve(settings, reporter)?;
+    let client = Client::new(&settings.hub);
+    let resolution = resolve_with(settings, reporter, &client)?;
     write_lock(settings, &resolution, reporter)?;
     let selected = resolution.selected(settings);
-    let (listings, fetched) = list_commits(settings, &selected)?;
+    let (listings, fetched) = list_commits(settings, &selected, &client)?;
     let plans = merge_plans(plan_all(settings, &selected, &listings));
     if settings.offline {
         check_offline(&plans)?;
@@ -317,7 +348,7 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
         }
     }
 
-    let hub = Hub::new(settings.hub.clone());
+    let hub = client.hub();
     let transfer = Transfer::new(
         settings.jobs,
         settings.connections_per_file,
@@ -332,7 +363,7 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
         reporter.transfer_started(count, bytes);
     }
     let results = run_parallel(&jobs, settings.jobs, |job| {
-        install(&hub, cache, &transfer, job)
+        install(hub, cache, &transfer, job)
     });
     if count > 0 {
         reporter.transfer_finished();
@@ -421,7 +452,11 @@ fn resolve_from_cache(settings: &Settings) -> Result<Vec<Resolved>, Error> {
     }
 }
 
-fn resolve_online(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<Resolved>, Error> {
+fn resolve_online(
+    settings: &Settings,
+    reporter: &dyn Reporter,
+    client: &Client<'_>,
+) -> Result<Vec<Resolved>, Error> {
     let manifest_models = &settings.manifest.models;
     // One request per distinct repo and ref; commits need none.
     let mut questions: Vec<(Repo, String)> = Vec::new();
@@ -439,7 +474,7 @@ fn resolve_online(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<Re
         };
         reporter.status("Resolving", &what);
     }
-    let hub = Hub::new(settings.hub.clone());
+    let hub = client.hub();
     let answers = run_parallel(&questions, settings.jobs, |(repo, reference)| {
         hub.resolve_revision(repo, reference)
     });
@@ -475,6 +510,7 @@ type Listings = BTreeMap<(Repo, String), Vec<RepoFile>>;
 fn list_commits(
     settings: &Settings,
     models: &[Resolved],
+    client: &Client<'_>,
 ) -> Result<(Listings, Vec<(Repo, String)>), Error> {
     let mut listings = Listings::new();
     let mut to_fetch: Vec<(Repo, String)> = Vec::new();
@@ -500,7 +536,7 @@ fn list_commits(
     if !missing.is_empty() {
         return Err(Error::OfflineMissing { missing });
     }
-    let hub = Hub::new(settings.hub.clone());
+    let hub = client.hub();
     let answers = run_parallel(&to_fetch, settings.jobs, |(repo, commit)| {
         hub.list_files(repo, commit)
     });

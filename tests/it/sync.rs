@@ -1,6 +1,8 @@
 //! `facehugger sync`: what lands in the cache, and how few requests it takes.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
 use crate::support::{Env, Options, Origin, TOKEN, tree};
 
@@ -149,6 +151,30 @@ fn requests_are_minimal_and_a_warm_sync_downloads_nothing() {
         env.requests().len(),
         0,
         "a frozen warm sync makes no request"
+    );
+}
+
+#[test]
+fn files_share_pooled_keep_alive_connections() {
+    // Each request takes a while, so that connections are busy at once and then idle in turn.
+    let env = Env::with_options(Options {
+        latency: Duration::from_millis(20),
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/many\n");
+    env.run(&["sync", "-j", "16"]).success();
+    let requests = env.requests();
+    let connections: BTreeSet<&str> = requests
+        .iter()
+        .filter(|r| r.origin == Origin::Hub)
+        .map(|r| r.peer.as_str())
+        .collect();
+    assert!(requests.len() > 30, "{}", requests.len());
+    assert!(
+        connections.len() <= 16,
+        "{} requests over {} connections: a connection is opened per request",
+        requests.len(),
+        connections.len()
     );
 }
 
