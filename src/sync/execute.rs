@@ -1059,6 +1059,25 @@ mod tests {
     }
 
     #[test]
+    fn downloads_wait_until_the_hasher_is_within_reach() {
+        let progress = Progress::new(BTreeSet::new(), 10, Utf8PathBuf::from("unused"), 1);
+        assert!(progress.may_start(1, 2));
+        thread::scope(|scope| {
+            let waiting = scope.spawn(|| progress.may_start(2, 2));
+            thread::sleep(Duration::from_millis(20));
+            assert!(!waiting.is_finished(), "chunk 2 is 2 ahead of the hasher");
+            progress.hashed_through(1);
+            assert!(waiting.join().unwrap());
+        });
+        // A failed download lets every waiting connection go.
+        thread::scope(|scope| {
+            let waiting = scope.spawn(|| progress.may_start(9, 2));
+            progress.fail();
+            assert!(!waiting.join().unwrap());
+        });
+    }
+
+    #[test]
     fn hash_buffers_start_on_a_page() {
         let mut storage = vec![0u8; 3 * PAGE_BYTES + 100];
         for shift in [0, 1, 16, 100] {
