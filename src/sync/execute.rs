@@ -500,6 +500,8 @@ struct Progress {
     failed: AtomicBool,
     /// Chunks in the file.
     chunks: usize,
+    /// Chunks an earlier run finished: on record, and on disk, already.
+    resumed: usize,
     record: Utf8PathBuf,
     chunk_bytes: u64,
     /// Bytes received by this run.
@@ -518,6 +520,7 @@ impl Progress {
         chunk_bytes: u64,
     ) -> Progress {
         Progress {
+            resumed: done.len(),
             done: Mutex::new(done),
             changed: Condvar::new(),
             failed: AtomicBool::new(false),
@@ -754,8 +757,7 @@ impl Ramp {
 /// A failed flush fails the download: the kernel may have dropped the pages it could not write.
 fn write_back(out: &File, temp: &Utf8Path, progress: &Progress) -> Result<(), Error> {
     let step = (WRITEBACK_BYTES / progress.chunk_bytes).max(1) as usize;
-    // Chunks resumed from an earlier run are on record, and on disk, already.
-    let mut recorded = progress.done().len();
+    let mut recorded = progress.resumed;
     let mut flushed = recorded;
     while recorded < progress.chunks {
         let (done, failed) = progress.wait_for_more(recorded);
@@ -1017,9 +1019,14 @@ mod tests {
         );
         thread::scope(|scope| {
             let flusher = scope.spawn(|| write_back(&out, &temp, &progress));
-            for index in 0..3 {
-                progress.finished(index);
+            progress.finished(0);
+            // The first chunk goes on record (and to disk) before the others are done.
+            let record = temp.with_extension("chunks");
+            while std::fs::read_to_string(&record).ok().as_deref() != Some("67108864\n0\n") {
+                thread::sleep(Duration::from_millis(1));
             }
+            progress.finished(1);
+            progress.finished(2);
             assert!(flusher.join().unwrap().is_ok());
         });
         // A failed download leaves the record of what it finished, for the next run.
@@ -1075,6 +1082,22 @@ mod tests {
             progress.fail();
             assert!(!waiting.join().unwrap());
         });
+    }
+
+    #[test]
+    fn the_ramp_measures_each_step_and_stops_when_it_settles() {
+        let progress = Progress::new(BTreeSet::new(), 10, Utf8PathBuf::from("unused"), 1);
+        let mut ramp = Ramp::new(16);
+        progress.use_connections(ramp.connections);
+        // Nothing arrives: doubling does not pay, but 16 is as far as it may go.
+        ramp_up(&mut ramp, &progress);
+        assert!(ramp.settled);
+        assert_eq!(progress.connections.load(Ordering::Relaxed), 16);
+        // A finished or failed download ends the ramp at once.
+        let mut unsettled = Ramp::new(16);
+        progress.fail();
+        ramp_up(&mut unsettled, &progress);
+        assert!(!unsettled.settled);
     }
 
     #[test]
