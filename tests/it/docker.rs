@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{Options, TestHub};
+use crate::support::{Options, TestHub, keep_coverage};
 
 /// One instruction: its keyword (upper case), its arguments with line continuations joined, and
 /// the line it starts on.
@@ -415,7 +415,8 @@ fn the_image_test_sync_script_passes_against_the_test_hub() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let output = Command::new(&shell[0])
+    let mut shell_cmd = Command::new(&shell[0]);
+    shell_cmd
         .args(&shell[1..])
         .arg(&script.args)
         .current_dir(&work)
@@ -423,9 +424,9 @@ fn the_image_test_sync_script_passes_against_the_test_hub() {
         .env("PATH", path)
         .env("HOME", dir.path())
         .env("HF_HOME", &hf_home)
-        .env("TEST_HUB_FIXTURES", root().join("fixtures/hub"))
-        .output()
-        .expect("the stage's shell runs");
+        .env("TEST_HUB_FIXTURES", root().join("fixtures/hub"));
+    keep_coverage(&mut shell_cmd);
+    let output = shell_cmd.output().expect("the stage's shell runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

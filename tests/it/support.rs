@@ -86,6 +86,7 @@ impl Env {
         for (name, value) in toolchain_env() {
             cmd.env(name, value);
         }
+        keep_coverage(cmd);
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -235,4 +236,12 @@ pub fn python() -> Option<PathBuf> {
         path.display()
     );
     None
+}
+
+/// Under `cargo llvm-cov`, tells a child with a cleared environment where to write its coverage
+/// (else it drops a profile file in its working folder, which tests that list folders see).
+pub fn keep_coverage(cmd: &mut std::process::Command) {
+    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
+        cmd.env("LLVM_PROFILE_FILE", profile);
+    }
 }
