@@ -176,6 +176,15 @@ impl TestHub {
             .push(fault);
     }
 
+    /// Forgets the faults not used up yet: the hub is well again.
+    pub fn clear_faults(&self) {
+        self.state
+            .faults
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+
     /// Forgets the logged requests.
     pub fn clear_requests(&self) {
         self.state.log().clear();

@@ -403,6 +403,37 @@ fn connections_that_fail_before_any_answer_are_retried() {
 }
 
 #[test]
+fn a_chunk_that_keeps_failing_fails_the_file_and_keeps_the_rest_for_next_time() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
+    // The first 4 chunks arrive; every request after them fails, retries included.
+    let status = FaultKind::Status {
+        status: 500,
+        retry_after: None,
+    };
+    env.hub.inject(Fault::new("/blobs/", status, 1000).after(4));
+    let run = env.run(&CHUNKED).failure(1);
+    assert!(run.stderr.contains("model.safetensors"), "{}", run.stderr);
+    assert!(run.stderr.contains("500"), "{}", run.stderr);
+    let files = tree(&env.cache());
+    assert!(
+        !files.iter().any(|f| f.contains("snapshots/")),
+        "nothing is installed: {files:#?}"
+    );
+    assert!(
+        files.iter().any(|f| f.ends_with(".chunks.incomplete")),
+        "the finished chunks are on record for the next run: {files:#?}"
+    );
+    // Once the hub is well again, only what is missing is fetched.
+    env.hub.clear_faults();
+    env.hub.clear_requests();
+    env.run(&CHUNKED).success();
+    assert_content(&env, "acme/tiny", "model.safetensors");
+    assert!(cdn_ranges(&env).len() < 13, "{:?}", cdn_ranges(&env));
+    no_temporary_files(&env);
+}
+
+#[test]
 fn a_full_disk_is_reported_and_leaves_no_blob_posing_as_complete() {
     let env = Env::new();
     env.manifest(LFS);
