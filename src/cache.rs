@@ -389,8 +389,8 @@ pub struct SnapshotView {
 
 impl SnapshotView {
     /// True if `path` is in the snapshot and leads to content: a file, or a link while the blob
-    /// of its `etag` is there (facehugger and the reference client link each file to the blob of
-    /// its etag; `facehugger verify` checks what the links lead to).
+    /// of its `etag` is there. Where a link points is not read: facehugger and the reference
+    /// client only ever link a file to the blob of its etag.
     pub fn has_pointer(&self, path: &str, etag: &str) -> bool {
         match self.pointers.get(path) {
             Some(kind) if kind.is_symlink() => self.has_blob(etag),
