@@ -543,34 +543,37 @@ impl Progress {
         self.changed.notify_all();
     }
 
-    /// Waits until `connection` (numbered from 0) is among those the ramp allows; false once
-    /// the download failed or `work_left` says there is nothing left for it.
-    fn may_use(&self, connection: usize, work_left: impl Fn() -> bool) -> bool {
+    /// Waits for a change until `answer` (shown the chunks done and whether the download
+    /// failed) has one.
+    fn wait_until<T>(&self, mut answer: impl FnMut(&BTreeSet<usize>, bool) -> Option<T>) -> T {
         let mut done = self.done();
         loop {
-            if self.failed.load(Ordering::Relaxed) || !work_left() {
-                return false;
-            }
-            if connection < self.connections.load(Ordering::Relaxed) {
-                return true;
+            if let Some(answer) = answer(&done, self.failed.load(Ordering::Relaxed)) {
+                return answer;
             }
             done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
         }
     }
 
+    /// Waits until `connection` (numbered from 0) is among those the ramp allows; false once
+    /// the download failed or `work_left` says there is nothing left for it.
+    fn may_use(&self, connection: usize, work_left: impl Fn() -> bool) -> bool {
+        self.wait_until(|_, failed| {
+            if failed || !work_left() {
+                Some(false)
+            } else {
+                (connection < self.connections.load(Ordering::Relaxed)).then_some(true)
+            }
+        })
+    }
+
     /// Waits until chunk `index` is less than `ahead` chunks beyond what is hashed; false once
     /// the download failed.
     fn may_start(&self, index: usize, ahead: usize) -> bool {
-        let mut done = self.done();
-        loop {
-            if self.failed.load(Ordering::Relaxed) {
-                return false;
-            }
-            if index < self.hashed.load(Ordering::Relaxed) + ahead {
-                return true;
-            }
-            done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
-        }
+        self.wait_until(|_, failed| {
+            let within = index < self.hashed.load(Ordering::Relaxed) + ahead;
+            (failed || within).then_some(!failed)
+        })
     }
 
     fn hashed_through(&self, chunks: usize) {
@@ -629,28 +632,20 @@ impl Progress {
     /// Waits until more than `seen` chunks are done, or the download failed; returns the
     /// chunks done and whether it failed.
     fn wait_for_more(&self, seen: usize) -> (BTreeSet<usize>, bool) {
-        let mut done = self.done();
-        loop {
-            let failed = self.failed.load(Ordering::Relaxed);
-            if failed || done.len() > seen {
-                return (done.clone(), failed);
-            }
-            done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
-        }
+        self.wait_until(|done, failed| {
+            (failed || done.len() > seen).then(|| (done.clone(), failed))
+        })
     }
 
     /// Waits until chunk `index` is on disk; false if the download failed meanwhile.
     fn wait_for(&self, index: usize) -> bool {
-        let mut done = self.done();
-        loop {
+        self.wait_until(|done, failed| {
             if done.contains(&index) {
-                return true;
+                Some(true)
+            } else {
+                failed.then_some(false)
             }
-            if self.failed.load(Ordering::Relaxed) {
-                return false;
-            }
-            done = self.changed.wait(done).unwrap_or_else(|e| e.into_inner());
-        }
+        })
     }
 }
 
