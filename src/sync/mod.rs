@@ -8,7 +8,7 @@
 pub mod execute;
 pub mod plan;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -331,7 +331,12 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
                 ),
             );
         }
-        let partials = cache.partial_etags(&plan.resolved.model.repo);
+        // Only downloads resume: a sync with nothing to fetch does not list blobs/ again.
+        let partials = if to_download > 0 {
+            cache.partial_etags(&plan.resolved.model.repo)
+        } else {
+            HashSet::new()
+        };
         for planned in &plan.files {
             let job = Job {
                 repo: plan.resolved.model.repo.clone(),
@@ -554,10 +559,10 @@ fn list_commits(
 }
 
 impl CacheView for SnapshotView {
-    fn has_pointer(&self, _: &Resolved, file: &RepoFile) -> bool {
+    fn has_pointer(&self, file: &RepoFile) -> bool {
         SnapshotView::has_pointer(self, &file.path, file.etag())
     }
-    fn has_blob(&self, _: &Resolved, etag: &str) -> bool {
+    fn has_blob(&self, etag: &str) -> bool {
         SnapshotView::has_blob(self, etag)
     }
 }
@@ -568,7 +573,9 @@ fn plan_all(settings: &Settings, models: &[Resolved], listings: &Listings) -> Ve
         .map(|resolved| {
             let key = (resolved.model.repo.clone(), resolved.commit.clone());
             let listing = listings.get(&key).map_or(&[][..], Vec::as_slice);
-            let view = (settings.cache).snapshot_view(&resolved.model.repo, &resolved.commit);
+            let view = settings
+                .cache
+                .snapshot_view(&resolved.model.repo, &resolved.commit);
             plan_model(resolved.clone(), listing, &view)
         })
         .collect()

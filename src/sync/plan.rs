@@ -69,12 +69,12 @@ impl ModelPlan {
     }
 }
 
-/// What the cache holds, as far as the planner needs to know.
+/// What the cache holds of one model's repo and commit, as far as the planner needs to know.
 pub trait CacheView {
-    /// Whether `snapshots/<commit>/<path>` exists for this model and leads to the file's blob.
-    fn has_pointer(&self, resolved: &Resolved, file: &RepoFile) -> bool;
-    /// Whether the blob with this etag exists in the model's repo.
-    fn has_blob(&self, resolved: &Resolved, etag: &str) -> bool;
+    /// Whether `snapshots/<commit>/<path>` exists and leads to the file's blob.
+    fn has_pointer(&self, file: &RepoFile) -> bool;
+    /// Whether the blob with this etag exists in the repo.
+    fn has_blob(&self, etag: &str) -> bool;
 }
 
 /// Selects each model's files from its commit's listing and decides what each needs.
@@ -87,9 +87,9 @@ pub fn plan_model(resolved: Resolved, listing: &[RepoFile], cache: &dyn CacheVie
         .iter()
         .filter(|file| filter.matches(&file.path))
         .map(|file| {
-            let action = if cache.has_pointer(&resolved, file) {
+            let action = if cache.has_pointer(file) {
                 Action::Fresh
-            } else if cache.has_blob(&resolved, file.etag()) {
+            } else if cache.has_blob(file.etag()) {
                 Action::Link
             } else {
                 Action::Download
@@ -135,10 +135,10 @@ mod tests {
 
     struct FakeCache;
     impl CacheView for FakeCache {
-        fn has_pointer(&self, _: &Resolved, file: &RepoFile) -> bool {
+        fn has_pointer(&self, file: &RepoFile) -> bool {
             file.path == "config.json"
         }
-        fn has_blob(&self, _: &Resolved, etag: &str) -> bool {
+        fn has_blob(&self, etag: &str) -> bool {
             etag == "b".repeat(64)
         }
     }
