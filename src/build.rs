@@ -55,20 +55,23 @@
 // The example build.rs above is whole on purpose: a build script is a `main`.
 #![allow(clippy::needless_doctest_main)]
 
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::Utf8PathBuf;
 
-use crate::cache::{Cache, write_if_changed};
-use crate::cargo::{Table, is_workspace_root, read_models};
+use crate::cache::Cache;
+use crate::env::Env;
 use crate::error::Error;
-use crate::hub::{HubConfig, is_truthy};
-use crate::lock::{LOCK_FILE, Lock};
-use crate::manifest::{DEFAULT_REF, MANIFEST_FILE, Manifest, Model};
-use crate::repo::is_commit_sha;
-use crate::sync::{self, LockMode, Quiet, Settings};
+use crate::files::write_if_changed;
+use crate::hub::HubConfig;
+use crate::lock::LOCK_FILE;
+use crate::manifest::{DEFAULT_REF, MANIFEST_FILE, Model};
+use crate::project::{find_lock, package_project};
+use crate::repo::CommitId;
+use crate::report::Quiet;
+use crate::sync::{self, LockMode, Settings, TransferOptions};
 
 /// The generated file's name in `OUT_DIR`.
 pub const GENERATED_FILE: &str = "facehugger.rs";
@@ -81,7 +84,7 @@ pub struct BuiltModel {
     /// The manifest entry.
     pub model: Model,
     /// The commit, when known (always, unless under docs.rs without a lock).
-    pub commit: Option<String>,
+    pub commit: Option<CommitId>,
     /// The snapshot folder in the HF cache.
     pub snapshot: Utf8PathBuf,
 }
@@ -100,18 +103,29 @@ pub fn run() {
 
 /// What [`run`] does, returning the models (or the error) instead of exiting.
 pub fn sync() -> Result<Vec<BuiltModel>, Error> {
-    let env = RecordingEnv::default();
-    let result = sync_with(&|name| env.var(name));
+    let read = Arc::new(Mutex::new(BTreeSet::new()));
+    let recorded = read.clone();
+    let env = Env::from_fn(move |name| {
+        // Cargo sets these itself for every build-script run.
+        if !name.starts_with("CARGO_") || name == "CARGO_NET_OFFLINE" {
+            recorded
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_owned());
+        }
+        std::env::var(name).ok()
+    });
+    let result = sync_with(&env);
     // Even on failure: a changed variable (say HF_TOKEN) must rerun the script.
-    for name in env.read.borrow().iter() {
+    for name in read.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         println!("cargo::rerun-if-env-changed={name}");
     }
     result
 }
 
-fn sync_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<BuiltModel>, Error> {
+fn sync_with(env: &Env) -> Result<Vec<BuiltModel>, Error> {
     let required = |name: &str| {
-        env(name).map(Utf8PathBuf::from).ok_or_else(|| {
+        env.cargo_var(name).map(Utf8PathBuf::from).ok_or_else(|| {
             Error::Other(format!(
                 "`{name}` is not set: facehugger::build::run() belongs in a build script"
             ))
@@ -119,10 +133,11 @@ fn sync_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<BuiltModel>, Er
     };
     let manifest_dir = required("CARGO_MANIFEST_DIR")?;
     let out_dir = required("OUT_DIR")?;
-    let package = env("CARGO_PKG_NAME").unwrap_or_default();
+    let package = env.cargo_var("CARGO_PKG_NAME").unwrap_or_default();
 
     let cargo_toml = manifest_dir.join("Cargo.toml");
     let yaml = manifest_dir.join(MANIFEST_FILE);
+    // Watched before anything is read: a build that fails on them reruns when they change.
     let lock_path = find_lock(&manifest_dir);
     for path in [
         Some(&cargo_toml),
@@ -134,17 +149,13 @@ fn sync_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<BuiltModel>, Er
     {
         println!("cargo::rerun-if-changed={path}");
     }
-    let manifest = package_manifest(&cargo_toml, &yaml)?;
+    let project = package_project(&manifest_dir)?;
+    let lock = project.load_lock()?;
+    let manifest = &project.manifest;
 
-    let cache = Cache::from_env(env);
-    let offline = ["HF_HUB_OFFLINE", "CARGO_NET_OFFLINE"]
-        .into_iter()
-        .any(|name| env(name).is_some_and(|value| is_truthy(&value)));
-    let docs_rs = env("DOCS_RS").is_some();
-    let lock = match &lock_path {
-        Some(path) => Lock::load(path)?,
-        None => None,
-    };
+    let cache = Cache::new(env.hub_cache());
+    let offline = env.cargo_offline();
+    let docs_rs = env.docs_rs();
     if lock.is_none() && !docs_rs && !manifest.models.is_empty() {
         println!(
             "cargo::warning=facehugger: `{package}` has no {LOCK_FILE}: its refs were resolved just now; run `cargo facehugger lock` to pin them"
@@ -161,25 +172,24 @@ fn sync_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<BuiltModel>, Er
                     .as_ref()
                     .and_then(|lock| lock.find(&model.repo, &model.reference))
                     .map(|entry| entry.revision.clone())
-                    .or_else(|| is_commit_sha(&model.reference).then(|| model.reference.clone()));
+                    .or_else(|| model.pinned_commit());
                 (model.clone(), commit)
             })
             .collect()
     } else {
         let settings = Settings {
-            lock_path: lock_path.unwrap_or_else(|| manifest_dir.join(LOCK_FILE)),
-            manifest: manifest.clone(),
-            cache: cache.clone(),
-            hub: HubConfig::from_env(env),
             mode: if lock.is_some() {
                 LockMode::Frozen
             } else {
                 LockMode::InMemory
             },
+            lock,
+            manifest: manifest.clone(),
+            lock_path: project.lock_path.clone(),
+            cache: cache.clone(),
+            hub: HubConfig::from_env(env),
             offline,
-            jobs: sync::DEFAULT_JOBS,
-            connections_per_file: sync::DEFAULT_CONNECTIONS_PER_FILE,
-            chunk_bytes: sync::DEFAULT_CHUNK_BYTES,
+            transfer: TransferOptions::default(),
             selection: None,
         };
         let report = sync::sync(&settings, &Quiet).map_err(|error| offline_hint(error, offline))?;
@@ -200,39 +210,6 @@ fn sync_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<BuiltModel>, Er
     Ok(built)
 }
 
-/// This package's models: from its Cargo.toml table, or from a facehugger.yaml beside it.
-fn package_manifest(cargo_toml: &Utf8Path, yaml: &Utf8Path) -> Result<Manifest, Error> {
-    let from_cargo = read_models(cargo_toml, Table::Package)?;
-    if !yaml.is_file() {
-        return Ok(Manifest {
-            path: cargo_toml.to_owned(),
-            models: from_cargo,
-        });
-    }
-    if !from_cargo.is_empty() {
-        return Err(Error::Manifest {
-            message: format!(
-                "both `{yaml}` and `{cargo_toml}` declare models: keep them in one place"
-            ),
-        });
-    }
-    Manifest::load(yaml)
-}
-
-/// `facehugger.lock` beside the package's Cargo.toml, else beside the Cargo.toml of the nearest
-/// enclosing workspace.
-fn find_lock(manifest_dir: &Utf8Path) -> Option<Utf8PathBuf> {
-    let own = manifest_dir.join(LOCK_FILE);
-    if own.is_file() {
-        return Some(own);
-    }
-    let root = manifest_dir
-        .ancestors()
-        .skip(1)
-        .find(|dir| is_workspace_root(&dir.join("Cargo.toml")))?;
-    Some(root.join(LOCK_FILE)).filter(|lock| lock.is_file())
-}
-
 fn offline_hint(error: Error, offline: bool) -> Error {
     match error {
         Error::OfflineMissing { missing } if offline => Error::Other(format!(
@@ -246,23 +223,21 @@ fn offline_hint(error: Error, offline: bool) -> Error {
 /// Gives each model its constant: the manifest's `name`, or the repo id (plus the ref when it is
 /// not `main`), upper-cased with `_` for anything else.
 fn name_models(
-    models: Vec<(Model, Option<String>)>,
+    models: Vec<(Model, Option<CommitId>)>,
     cache: &Cache,
 ) -> Result<Vec<BuiltModel>, Error> {
     let mut built: Vec<BuiltModel> = Vec::with_capacity(models.len());
     for (model, commit) in models {
         let constant = match &model.name {
             Some(name) => name.to_ascii_uppercase(),
-            None if model.reference == DEFAULT_REF => constant_name(&model.repo.id),
+            None if model.reference == DEFAULT_REF => constant_name(model.repo.id.as_str()),
             None => constant_name(&format!("{}_{}", model.repo.id, model.reference)),
         };
         if let Some(other) = built.iter().find(|b| b.constant == constant) {
-            return Err(Error::Manifest {
-                message: format!(
-                    "{} and {} would both be the constant `{constant}`: give one a `name`",
-                    other.model.origin, model.origin
-                ),
-            });
+            return Err(Error::Usage(format!(
+                "{} and {} would both be the constant `{constant}`: give one a `name`",
+                other.model.origin, model.origin
+            )));
         }
         let snapshot = match &commit {
             Some(commit) => cache.snapshot_dir(&model.repo, commit),
@@ -304,10 +279,10 @@ fn generated_file(models: &[BuiltModel]) -> String {
         "// Generated by facehugger's build-script API (facehugger::build::run): the snapshot\n// folder of each model in the HF cache.\n",
     );
     for model in models {
-        let commit = model
-            .commit
-            .as_deref()
-            .unwrap_or("not resolved (docs.rs build)");
+        let commit = model.commit.as_ref().map_or_else(
+            || "not resolved (docs.rs build)".to_owned(),
+            CommitId::to_string,
+        );
         let _ = write!(
             out,
             "\n/// `{}` at `{}` (commit {commit}): its snapshot folder in the HF cache.\n#[allow(dead_code)]\npub const {}: &str = {:?};\n",
@@ -318,23 +293,6 @@ fn generated_file(models: &[BuiltModel]) -> String {
         );
     }
     out
-}
-
-/// Reads the process environment and remembers every name asked for, for
-/// `cargo::rerun-if-env-changed`.
-#[derive(Default)]
-struct RecordingEnv {
-    read: RefCell<BTreeSet<String>>,
-}
-
-impl RecordingEnv {
-    fn var(&self, name: &str) -> Option<String> {
-        // Cargo sets these itself for every build-script run.
-        if !name.starts_with("CARGO_") || name == "CARGO_NET_OFFLINE" {
-            self.read.borrow_mut().insert(name.to_owned());
-        }
-        std::env::var(name).ok()
-    }
 }
 
 #[cfg(test)]

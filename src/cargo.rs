@@ -18,12 +18,12 @@ use camino::Utf8Path;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
-use crate::error::Error;
-use crate::manifest::{Located, Model, ModelFields};
+use crate::location::Location;
+use crate::manifest::{Located, ManifestError, Model, ModelFields};
 
 /// Which table of a Cargo.toml to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
+pub(crate) enum Table {
     /// `[package.metadata.facehugger]`
     Package,
     /// `[workspace.metadata.facehugger]`
@@ -39,15 +39,8 @@ impl Table {
     }
 }
 
-/// The models of one table of a Cargo.toml; empty when the table is absent.
-pub fn read_models(cargo_toml: &Utf8Path, table: Table) -> Result<Vec<Model>, Error> {
-    let text =
-        std::fs::read_to_string(cargo_toml).map_err(|err| Error::io("read", cargo_toml, err))?;
-    parse_models(cargo_toml, &text, table)
-}
-
 /// Whether a Cargo.toml declares models in this table (without validating them).
-pub fn declares_models(cargo_toml: &Utf8Path, table: Table) -> bool {
+pub(crate) fn declares_models(cargo_toml: &Utf8Path, table: Table) -> bool {
     std::fs::read_to_string(cargo_toml).is_ok_and(|text| {
         DeTable::parse(&text)
             .ok()
@@ -64,22 +57,32 @@ pub fn declares_models(cargo_toml: &Utf8Path, table: Table) -> bool {
 }
 
 /// Whether the file has a `[workspace]` table.
-pub fn is_workspace_root(cargo_toml: &Utf8Path) -> bool {
-    std::fs::read_to_string(cargo_toml).is_ok_and(|text| {
-        DeTable::parse(&text).is_ok_and(|root| root.get_ref().contains_key("workspace"))
-    })
+pub(crate) fn is_workspace_root(cargo_toml: &Utf8Path) -> bool {
+    has_table(cargo_toml, "workspace")
+}
+
+/// Whether the file has a `[package]` table.
+pub(crate) fn is_package(cargo_toml: &Utf8Path) -> bool {
+    has_table(cargo_toml, "package")
+}
+
+fn has_table(cargo_toml: &Utf8Path, key: &str) -> bool {
+    std::fs::read_to_string(cargo_toml)
+        .is_ok_and(|text| DeTable::parse(&text).is_ok_and(|root| root.get_ref().contains_key(key)))
 }
 
 /// Parses the models of `table` from Cargo.toml text; `path` is only used in messages.
-pub fn parse_models(path: &Utf8Path, text: &str, table: Table) -> Result<Vec<Model>, Error> {
+pub(crate) fn parse_models(
+    path: &Utf8Path,
+    text: &str,
+    table: Table,
+) -> Result<Vec<Model>, ManifestError> {
     let reader = Reader { path, text };
     let root = DeTable::parse(text).map_err(|err| {
-        let place = err
+        let location = err
             .span()
-            .map_or_else(|| path.to_string(), |span| reader.place(&span));
-        Error::Manifest {
-            message: format!("{place}: {}", err.message().trim()),
-        }
+            .map_or_else(|| Location::file(path), |span| reader.place(&span));
+        ManifestError::new(location, err.message().trim())
     })?;
     let key_path = format!("{}.metadata.facehugger", table.root_key());
     let Some(facehugger) = lookup(
@@ -138,29 +141,27 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// `file:line:column` of a byte offset.
-    fn place(&self, span: &Range<usize>) -> String {
+    /// The line and column of a byte offset.
+    fn place(&self, span: &Range<usize>) -> Location {
         let before = &self.text[..span.start.min(self.text.len())];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-        format!("{}:{line}:{column}", self.path)
+        Location::at(self.path, line as u64, column as u64)
     }
 
-    fn error(&self, span: &Range<usize>, key_path: &str, what: &str) -> Error {
-        Error::Manifest {
-            message: format!("{}: {key_path}: {what}", self.place(span)),
-        }
+    fn error(&self, span: &Range<usize>, key_path: &str, what: &str) -> ManifestError {
+        ManifestError::new(self.place(span).with_key(key_path), what)
     }
 
     fn located(
         &self,
         value: &Spanned<DeValue<'_>>,
         key_path: &str,
-    ) -> Result<Located<String>, Error> {
+    ) -> Result<Located<String>, ManifestError> {
         match value.get_ref() {
             DeValue::String(text) => Ok(Located {
                 value: text.to_string(),
-                place: format!("{}: {key_path}", self.place(&value.span())),
+                at: self.place(&value.span()).with_key(key_path),
             }),
             other => Err(self.error(
                 &value.span(),
@@ -174,7 +175,7 @@ impl Reader<'_> {
         &self,
         value: &'v Spanned<DeValue<'i>>,
         key_path: &str,
-    ) -> Result<&'v DeTable<'i>, Error> {
+    ) -> Result<&'v DeTable<'i>, ManifestError> {
         match value.get_ref() {
             DeValue::Table(table) => Ok(table),
             other => Err(self.error(
@@ -185,7 +186,11 @@ impl Reader<'_> {
         }
     }
 
-    fn patterns(&self, value: &Spanned<DeValue<'_>>, key_path: &str) -> Result<Vec<String>, Error> {
+    fn patterns(
+        &self,
+        value: &Spanned<DeValue<'_>>,
+        key_path: &str,
+    ) -> Result<Vec<String>, ManifestError> {
         let expected = "expected a pattern string or an array of pattern strings";
         match value.get_ref() {
             DeValue::String(text) => Ok(vec![text.to_string()]),
@@ -209,20 +214,21 @@ impl Reader<'_> {
         }
     }
 
-    fn model(&self, entry: &Spanned<DeValue<'_>>, key_path: &str) -> Result<Model, Error> {
+    fn model(&self, entry: &Spanned<DeValue<'_>>, key_path: &str) -> Result<Model, ManifestError> {
         let table = self.table(entry, key_path)?;
+        let origin = self.place(&entry.span()).with_key(key_path);
         let mut repo = None;
         let mut fields = ModelFields {
             repo: Located {
                 value: String::new(),
-                place: String::new(),
+                at: origin.clone(),
             },
             reference: None,
             include: None,
             exclude: None,
             repo_type: None,
             name: None,
-            origin: format!("{}: {key_path}", self.place(&entry.span())),
+            origin,
         };
         for (key, value) in table {
             let key_name: &Cow<'_, str> = key.get_ref();
@@ -277,14 +283,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(models.len(), 2);
-        assert_eq!(models[0].repo.id, "acme/tiny");
+        assert_eq!(models[0].repo.id.as_str(), "acme/tiny");
         assert_eq!(
             models[0].include.as_deref(),
             Some(&["*.json".to_owned()][..])
         );
         assert_eq!(models[0].name.as_deref(), Some("TINY"));
         assert_eq!(
-            models[0].origin,
+            models[0].origin.to_string(),
             "Cargo.toml:4:1: package.metadata.facehugger.models[0]"
         );
         assert_eq!(models[1].repo.repo_type, RepoType::Dataset);

@@ -1,33 +1,38 @@
 //! The library's error type. Every message names what it concerns (file and line, repo and ref,
-//! path on disk) and, where a user can act, says how.
+//! path on disk) and, where a user can act, says how. Each layer has its own error (a manifest's,
+//! a lock file's, the Hub's, the file system's); this type gathers them for the operations above.
 
-use std::io;
+use std::fmt;
 
 use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::files::IoError;
+use crate::hash::Mismatch;
+use crate::hub::HubError;
+use crate::lock::LockError;
+use crate::manifest::ManifestError;
+use crate::text::plural;
 
 /// Everything that can go wrong in facehugger.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The manifest does not parse or validate; the message starts with `file:line:column`.
-    #[error("{message}")]
-    Manifest {
-        /// The full message.
-        message: String,
-    },
-    /// The lock file does not parse or validate; the message names the file and the entry.
-    #[error("{message}")]
-    Lock {
-        /// The full message.
-        message: String,
-    },
-    /// `--locked` or `lock --check` found that the lock file would change.
-    #[error("the lock file `{path}` {problem}; run `facehugger lock` to update it")]
+    /// A manifest (or Cargo.toml table) does not parse or validate.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The lock file does not parse or validate.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// What was asked makes no sense here (a repo that is not declared, two manifests, ...).
+    #[error("{0}")]
+    Usage(String),
+    /// `--locked`, `--frozen` or `lock --check` found the lock file missing or out of date.
+    #[error("the lock file `{path}` {reason}; run `facehugger lock` to update it")]
     LockOutOfDate {
         /// The lock file.
         path: Utf8PathBuf,
-        /// `is missing` or `needs to be updated`.
-        problem: &'static str,
+        /// What is wrong with it.
+        reason: OutOfDate,
     },
     /// `--frozen` and the lock file has no entry for some manifest models.
     #[error("the lock file `{path}` has no entry for {}; run `facehugger lock` to add {}", missing.join(", "), if missing.len() == 1 { "it" } else { "them" })]
@@ -38,34 +43,21 @@ pub enum Error {
         missing: Vec<String>,
     },
     /// A file-system operation failed.
-    #[error("failed to {action} `{path}`: {source}{}", io_hint(source))]
-    Io {
-        /// What we tried to do, e.g. `create the blob`.
-        action: &'static str,
-        /// The path concerned.
-        path: Utf8PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] IoError),
     /// The Hub (or the network on the way) refused or failed a request.
-    #[error("{0}")]
-    Hub(#[from] crate::hub::HubError),
+    #[error(transparent)]
+    Hub(#[from] HubError),
     /// A downloaded file does not match the hash the Hub announced; it was not installed.
     #[error(
-        "`{path}` is corrupt: expected {algorithm} {expected}, got {actual} ({size} bytes); it was not installed"
+        "`{path}` is corrupt: expected {} {}, got {} ({} bytes); it was not installed",
+        mismatch.kind, mismatch.expected, mismatch.actual, mismatch.size
     )]
     HashMismatch {
         /// The file's path in the repo.
         path: String,
-        /// `sha256` or `git-sha1`.
-        algorithm: &'static str,
-        /// What the Hub announced.
-        expected: String,
-        /// What the bytes hash to.
-        actual: String,
-        /// How many bytes arrived.
-        size: u64,
+        /// What was expected and what arrived.
+        mismatch: Mismatch,
     },
     /// Offline, the cache cannot satisfy the manifest.
     #[error("offline and the cache is missing {}:\n{}", plural(missing.len(), "file"), missing.join("\n"))]
@@ -92,127 +84,49 @@ pub enum Error {
     Other(String),
 }
 
+/// What is wrong with a lock file that `--locked`, `--frozen` or `lock --check` needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutOfDate {
+    /// There is none.
+    Missing,
+    /// There is none, and `--frozen` syncs exactly what it records.
+    MissingFrozen,
+    /// Resolving the manifest gives another lock.
+    Changed,
+}
+
+impl fmt::Display for OutOfDate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutOfDate::Missing => "is missing",
+            OutOfDate::MissingFrozen => "is missing (--frozen syncs exactly what it records)",
+            OutOfDate::Changed => "needs to be updated",
+        })
+    }
+}
+
 impl Error {
     /// Wraps an I/O error with the action and path it concerns.
-    pub fn io(action: &'static str, path: &Utf8Path, source: io::Error) -> Error {
-        Error::Io {
-            action,
-            path: path.to_owned(),
-            source,
-        }
+    pub(crate) fn io(action: &'static str, path: &Utf8Path, source: std::io::Error) -> Error {
+        Error::Io(IoError::new(action, path, source))
     }
 
     /// Puts an error in the context of one model.
-    pub fn for_model(self, model: impl Into<String>) -> Error {
+    pub(crate) fn for_model(self, model: impl Into<String>) -> Error {
         Error::Model {
             model: model.into(),
             source: Box::new(self),
         }
     }
+}
 
-    /// The process exit code for this error: 2 for invalid input, 1 for everything else.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Manifest { .. } | Error::Lock { .. } => 2,
-            Error::Model { source, .. } => source.exit_code(),
-            _ => 1,
-        }
+/// `Ok` when nothing failed; else the one failure, or all of them together.
+pub(crate) fn all_done(mut failures: Vec<Error>) -> Result<(), Error> {
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(failures.remove(0)),
+        _ => Err(Error::Several { failures }),
     }
-}
-
-fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
-    }
-}
-
-fn io_hint(error: &io::Error) -> &'static str {
-    match error.kind() {
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
-            " (the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere)"
-        }
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            " (permission denied: check who owns the cache, or point --cache-dir / HF_HUB_CACHE elsewhere)"
-        }
-        _ => "",
-    }
-}
-
-/// Longest user value (repo id, ref, lock field) quoted whole in a message.
-pub(crate) const MAX_SHOWN_CHARS: usize = 100;
-
-/// Longest parser message (serde-saphyr's, serde_json's) printed whole: some quote the input.
-pub(crate) const MAX_MESSAGE_CHARS: usize = 300;
-
-/// `text` made safe to print inside a one-line message: control and bidirectional-formatting
-/// characters escaped (`\u{1b}`), and, beyond `max_chars` characters (escapes included), the
-/// middle cut out. A manifest or lock can hold anything; a message must not carry a terminal
-/// escape sequence or a megabyte of it.
-pub(crate) fn shown(text: &str, max_chars: usize) -> String {
-    let escaped = |c: char| {
-        let (plain, escape) = if is_unprintable(c) {
-            (None, Some(c.escape_default()))
-        } else {
-            (Some(c), None)
-        };
-        plain.into_iter().chain(escape.into_iter().flatten())
-    };
-    let mut length = 0;
-    if text.chars().all(|c| {
-        length += escaped(c).count();
-        length <= max_chars
-    }) {
-        return text.chars().flat_map(escaped).collect();
-    }
-    // Whole characters from each end, as many as fit.
-    let take = |chars: &mut dyn Iterator<Item = char>, budget: usize| {
-        let mut used = 0;
-        let mut kept = Vec::new();
-        for c in chars {
-            used += escaped(c).count();
-            if used > budget {
-                break;
-            }
-            kept.push(c);
-        }
-        kept
-    };
-    let head_budget = max_chars * 2 / 3;
-    let head = take(&mut text.chars(), head_budget);
-    let mut tail = take(
-        &mut text.chars().rev(),
-        max_chars.saturating_sub(head_budget + 1),
-    );
-    tail.reverse();
-    let mut out: String = head.into_iter().flat_map(escaped).collect();
-    out.push('…');
-    out.extend(tail.into_iter().flat_map(escaped));
-    out
-}
-
-/// Control characters, and the invisible marks that reorder the text around them.
-fn is_unprintable(c: char) -> bool {
-    let bidi =
-        matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    c.is_control() || bidi
-}
-
-/// `file:line:column: not UTF-8 text ...`, placing the first byte that is not UTF-8.
-pub(crate) fn not_utf8(path: &Utf8Path, bytes: &[u8], error: &std::str::Utf8Error) -> String {
-    let valid = &bytes[..error.valid_up_to()];
-    let line = valid.iter().filter(|&&byte| byte == b'\n').count() + 1;
-    let line_start = valid
-        .iter()
-        .rposition(|&byte| byte == b'\n')
-        .map_or(0, |at| at + 1);
-    let column = String::from_utf8_lossy(&valid[line_start..])
-        .chars()
-        .count()
-        + 1;
-    let byte = bytes.get(error.valid_up_to()).copied().unwrap_or_default();
-    format!("{path}:{line}:{column}: not UTF-8 text (byte 0x{byte:02x}); save it as UTF-8")
 }
 
 /// The library's result type.
@@ -221,68 +135,30 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::location::Location;
 
     #[test]
-    fn io_errors_name_the_path_and_suggest_a_way_out() {
-        let full = Error::io(
-            "write",
-            Utf8Path::new("/c/blobs/x"),
-            io::Error::from(io::ErrorKind::StorageFull),
+    fn errors_in_context_name_their_model() {
+        let invalid = Error::Manifest(ManifestError {
+            location: Location::file(Utf8Path::new("m.yaml")),
+            message: "bad".into(),
+        });
+        assert_eq!(invalid.to_string(), "m.yaml: bad");
+        assert_eq!(
+            invalid.for_model("acme/tiny@main").to_string(),
+            "acme/tiny@main: m.yaml: bad"
         );
-        let message = full.to_string();
-        assert!(
-            message.starts_with("failed to write `/c/blobs/x`: "),
-            "{message}"
-        );
-        assert!(
-            message.ends_with(
-                "(the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere)"
-            ),
-            "{message}"
-        );
-        let denied = Error::io(
-            "write",
-            Utf8Path::new("/c"),
-            io::Error::from(io::ErrorKind::PermissionDenied),
-        );
-        assert!(
-            denied
-                .to_string()
-                .contains("permission denied: check who owns the cache")
-        );
-        assert_eq!(full.for_model("acme/tiny@main").exit_code(), 1);
-        let invalid = Error::Manifest {
-            message: String::new(),
+    }
+
+    #[test]
+    fn out_of_date_locks_say_why() {
+        let error = Error::LockOutOfDate {
+            path: "f.lock".into(),
+            reason: OutOfDate::Changed,
         };
-        assert_eq!(invalid.for_model("x").exit_code(), 2);
-    }
-
-    #[test]
-    fn shown_values_are_printable_and_short() {
-        assert_eq!(shown("acme/tiny", 100), "acme/tiny");
         assert_eq!(
-            shown("a\u{1b}[2J\tb\u{202e}", 100),
-            "a\\u{1b}[2J\\tb\\u{202e}"
-        );
-        let long = shown(&"x".repeat(1_000_000), 100);
-        assert_eq!(long.chars().count(), 100);
-        assert_eq!(long.chars().nth(66), Some('…'));
-        assert_eq!(shown("aé", 1), "…");
-        let escapes = shown(&"\u{1b}".repeat(1000), 100);
-        assert!(escapes.chars().count() <= 100, "{escapes}");
-        assert!(escapes.starts_with("\\u{1b}") && escapes.ends_with("\\u{1b}"));
-    }
-
-    #[test]
-    fn invalid_utf8_is_placed_by_line_and_column() {
-        let error = String::from_utf8(b"models:\n  - r\xc3\xa9po: \xff\n".to_vec()).unwrap_err();
-        assert_eq!(
-            not_utf8(
-                Utf8Path::new("f.yaml"),
-                error.as_bytes(),
-                &error.utf8_error()
-            ),
-            "f.yaml:2:11: not UTF-8 text (byte 0xff); save it as UTF-8"
+            error.to_string(),
+            "the lock file `f.lock` needs to be updated; run `facehugger lock` to update it"
         );
     }
 }

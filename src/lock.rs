@@ -20,11 +20,23 @@ use camino::Utf8Path;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::error::{Error, MAX_MESSAGE_CHARS, MAX_SHOWN_CHARS, not_utf8, shown};
-use crate::repo::{Repo, RepoType, is_commit_sha, validate_repo_id};
+use crate::location::Location;
+use crate::repo::{CommitId, Repo, RepoId, RepoType};
+use crate::text::{MAX_MESSAGE_CHARS, MAX_SHOWN_CHARS, not_utf8, shown};
 
 /// The lock file name, beside the manifest.
 pub const LOCK_FILE: &str = "facehugger.lock";
+
+/// A lock file that does not parse or validate: where (the line and column of a JSON error, or
+/// the entry as the key), and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct LockError {
+    /// Where the mistake is.
+    pub location: Location,
+    /// What is wrong.
+    pub message: String,
+}
 
 /// A parsed lock file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,15 +50,15 @@ pub struct Lock {
 pub struct LockEntry {
     /// The repo.
     pub repo: Repo,
-    /// The 40-hex commit.
-    pub revision: String,
+    /// The commit.
+    pub revision: CommitId,
     /// The manifest refs that resolved to this commit; empty for a commit pin.
     pub refs: Vec<String>,
 }
 
 impl LockEntry {
     /// The `hf cache ls` id, `model/acme/tiny`: the sort key of that command.
-    fn sort_key(&self) -> (String, &str) {
+    fn sort_key(&self) -> (String, &CommitId) {
         (
             format!("{}/{}", self.repo.repo_type, self.repo.id),
             &self.revision,
@@ -76,22 +88,20 @@ impl Lock {
         Lock { entries: merged }
     }
 
-    /// Reads a lock file; `Ok(None)` when there is none.
-    pub fn load(path: &Utf8Path) -> Result<Option<Lock>, Error> {
-        match std::fs::read(path) {
-            Ok(bytes) => {
-                let text = String::from_utf8(bytes).map_err(|err| Error::Lock {
-                    message: not_utf8(path, err.as_bytes(), &err.utf8_error()),
-                })?;
-                Lock::parse(path, &text).map(Some)
+    /// Validates the bytes of a lock file (they must be UTF-8); `path` is only used in messages.
+    pub fn from_bytes(path: &Utf8Path, bytes: Vec<u8>) -> Result<Lock, LockError> {
+        let text = String::from_utf8(bytes).map_err(|err| {
+            let (line, column, message) = not_utf8(err.as_bytes(), &err.utf8_error());
+            LockError {
+                location: Location::at(path, line, column),
+                message,
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(Error::io("read the lock file", path, err)),
-        }
+        })?;
+        Lock::parse(path, &text)
     }
 
     /// Parses lock text; `path` is only used in messages.
-    pub fn parse(path: &Utf8Path, text: &str) -> Result<Lock, Error> {
+    pub fn parse(path: &Utf8Path, text: &str) -> Result<Lock, LockError> {
         // An editor's byte-order mark is no reason to refuse the file.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         // Blank out `#` lines rather than dropping them, so JSON errors keep their line numbers.
@@ -107,17 +117,15 @@ impl Lock {
             .collect::<Vec<_>>()
             .join("\n");
         if json.trim().is_empty() {
-            return Err(Error::Lock {
-                message: format!(
-                    "{path}: the lock file is empty; expected a JSON array of entries (`facehugger lock` writes it)"
-                ),
+            return Err(LockError {
+                location: Location::file(path),
+                message: "the lock file is empty; expected a JSON array of entries (`facehugger lock` writes it)".into(),
             });
         }
-        let values: Vec<Value> = serde_json::from_str(&json).map_err(|err| Error::Lock {
+        let values: Vec<Value> = serde_json::from_str(&json).map_err(|err| LockError {
+            location: Location::at(path, err.line() as u64, err.column().max(1) as u64),
             message: format!(
-                "{path}:{}:{}: {} (a lock file is a JSON array of entries, as `hf cache ls --revisions --format json` prints)",
-                err.line(),
-                err.column().max(1),
+                "{} (a lock file is a JSON array of entries, as `hf cache ls --revisions --format json` prints)",
                 shown(strip_position(&err.to_string()), MAX_MESSAGE_CHARS)
             ),
         })?;
@@ -125,8 +133,13 @@ impl Lock {
             .iter()
             .enumerate()
             .map(|(index, value)| {
-                parse_entry(value).map_err(|why| Error::Lock {
-                    message: format!("{path}: entry {}{}: {why}", index + 1, entry_name(value)),
+                parse_entry(value).map_err(|message| LockError {
+                    location: Location::file(path).with_key(format!(
+                        "entry {}{}",
+                        index + 1,
+                        entry_name(value)
+                    )),
+                    message,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -139,18 +152,16 @@ impl Lock {
         let of_repo = || self.entries.iter().filter(move |entry| &entry.repo == repo);
         of_repo()
             .find(|entry| entry.refs.iter().any(|r| r == reference))
-            .or_else(|| {
-                of_repo().find(|entry| is_commit_sha(reference) && entry.revision == reference)
-            })
+            .or_else(|| of_repo().find(|entry| entry.revision == *reference))
     }
 
     /// The file's text: pretty-printed JSON with a trailing newline.
     pub fn render(&self) -> String {
         #[derive(Serialize)]
         struct Out<'a> {
-            repo_id: &'a str,
+            repo_id: &'a RepoId,
             repo_type: &'a str,
-            revision: &'a str,
+            revision: &'a CommitId,
             refs: &'a [String],
         }
         let out: Vec<Out<'_>> = self
@@ -184,7 +195,7 @@ fn parse_entry(value: &Value) -> Result<LockEntry, String> {
         }
     };
     let id = text("repo_id")?.ok_or("`repo_id` is missing")?;
-    validate_repo_id(id).map_err(|why| format!("invalid `repo_id`: {why}"))?;
+    let id = RepoId::new(id).map_err(|why| format!("invalid `repo_id`: {why}"))?;
     let repo_type = match text("repo_type")? {
         None => RepoType::Model,
         Some(name) => RepoType::parse(name).ok_or_else(|| {
@@ -194,9 +205,10 @@ fn parse_entry(value: &Value) -> Result<LockEntry, String> {
             )
         })?,
     };
-    let revision = text("revision")?.ok_or("`revision` is missing")?;
-    if !is_commit_sha(revision) {
-        let hint = if is_commit_sha(&revision.to_ascii_lowercase()) {
+    let text_revision = text("revision")?.ok_or("`revision` is missing")?;
+    let Some(revision) = CommitId::parse(text_revision) else {
+        let revision = text_revision;
+        let hint = if CommitId::parse(&revision.to_ascii_lowercase()).is_some() {
             " (hex digits must be lowercase)"
         } else {
             ""
@@ -205,7 +217,7 @@ fn parse_entry(value: &Value) -> Result<LockEntry, String> {
             "`revision` must be a full 40-hex commit id, got `{}`{hint}",
             shown(revision, MAX_SHOWN_CHARS)
         ));
-    }
+    };
     let refs = match object.get("refs") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(items)) => items
@@ -224,11 +236,8 @@ fn parse_entry(value: &Value) -> Result<LockEntry, String> {
         }
     };
     Ok(LockEntry {
-        repo: Repo {
-            repo_type,
-            id: id.to_owned(),
-        },
-        revision: revision.to_owned(),
+        repo: Repo { repo_type, id },
+        revision,
         refs,
     })
 }

@@ -17,14 +17,34 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Unexpected, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::error::{Error, MAX_MESSAGE_CHARS, MAX_SHOWN_CHARS, not_utf8, shown};
-use crate::repo::{Repo, RepoType, validate_ref, validate_repo_id};
+use crate::location::Location;
+use crate::repo::{CommitId, Repo, RepoId, RepoType, validate_ref};
+use crate::text::{MAX_MESSAGE_CHARS, MAX_SHOWN_CHARS, not_utf8, shown};
 
 /// The manifest file name looked for in the current directory.
 pub const MANIFEST_FILE: &str = "facehugger.yaml";
 
 /// The ref used when a model does not name one.
 pub const DEFAULT_REF: &str = "main";
+
+/// A manifest (or a Cargo.toml table) that does not parse or validate: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{location}: {message}")]
+pub struct ManifestError {
+    /// Where the mistake is.
+    pub location: Location,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl ManifestError {
+    pub(crate) fn new(location: Location, message: impl Into<String>) -> ManifestError {
+        ManifestError {
+            location,
+            message: message.into(),
+        }
+    }
+}
 
 /// A validated manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,48 +68,52 @@ pub struct Model {
     pub exclude: Option<Vec<String>>,
     /// The name of the constant the build-script API generates for it (default: from the repo id).
     pub name: Option<String>,
-    /// Where the entry starts in the manifest (`file:line:column`), for error messages.
-    pub origin: String,
+    /// Where the entry starts in the manifest, for error messages.
+    pub origin: Location,
+}
+
+impl Model {
+    /// `acme/tiny@main` (`dataset acme/data@main` for other repo types): how messages name it.
+    pub fn name(&self) -> String {
+        format!("{}@{}", self.repo, self.reference)
+    }
+
+    /// The commit, when the ref is one: such a model needs no resolving.
+    pub fn pinned_commit(&self) -> Option<CommitId> {
+        CommitId::parse(&self.reference)
+    }
 }
 
 impl Manifest {
-    /// Reads and validates a manifest file.
-    pub fn load(path: &Utf8Path) -> Result<Manifest, Error> {
-        let text = std::fs::read(path).map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => Error::Manifest {
-                message: format!(
-                    "{path}: no such manifest; create it (see `facehugger --help`) or pass the path of one"
-                ),
-            },
-            _ => Error::io("read the manifest", path, source),
-        })?;
-        let text = String::from_utf8(text).map_err(|err| Error::Manifest {
-            message: not_utf8(path, err.as_bytes(), &err.utf8_error()),
+    /// Validates the bytes of a manifest file (they must be UTF-8); `path` is only used in
+    /// messages and to place the lock file.
+    pub fn from_bytes(path: &Utf8Path, bytes: Vec<u8>) -> Result<Manifest, ManifestError> {
+        let text = String::from_utf8(bytes).map_err(|err| {
+            let (line, column, message) = not_utf8(err.as_bytes(), &err.utf8_error());
+            ManifestError::new(Location::at(path, line, column), message)
         })?;
         Manifest::parse(path, &text)
     }
 
     /// Parses manifest text; `path` is only used in messages and to place the lock file.
-    pub fn parse(path: &Utf8Path, text: &str) -> Result<Manifest, Error> {
-        let at = |line: u64, column: u64| format!("{path}:{line}:{column}");
+    pub fn parse(path: &Utf8Path, text: &str) -> Result<Manifest, ManifestError> {
         if text.trim().is_empty() {
-            return Err(Error::Manifest {
-                message: format!("{path}: the manifest is empty: expected a `models:` list"),
-            });
+            return Err(ManifestError::new(
+                Location::file(path),
+                "the manifest is empty: expected a `models:` list",
+            ));
         }
         let raw: RawManifest =
             serde_saphyr::from_str_with_options(text, yaml_options()).map_err(|err| {
-                let place = match err.without_snippet().location() {
-                    Some(location) => at(location.line(), location.column()),
-                    None => path.to_string(),
+                let location = match err.without_snippet().location() {
+                    Some(at) => Location::at(path, at.line(), at.column()),
+                    None => Location::file(path),
                 };
-                Error::Manifest {
-                    message: format!("{place}: {}", yaml_message(&err)),
-                }
+                ManifestError::new(location, yaml_message(&err))
             })?;
         let mut models = Vec::with_capacity(raw.models.len());
         for entry in raw.models {
-            let origin = at(entry.referenced.line(), entry.referenced.column());
+            let origin = Location::at(path, entry.referenced.line(), entry.referenced.column());
             models.push(entry.value.0.validate(path, origin)?);
         }
         Ok(Manifest {
@@ -218,13 +242,9 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 impl RawModel {
-    fn validate(self, path: &Utf8Path, origin: String) -> Result<Model, Error> {
+    fn validate(self, path: &Utf8Path, origin: Location) -> Result<Model, ManifestError> {
         let located = |spanned: Spanned<String>| Located {
-            place: format!(
-                "{path}:{}:{}",
-                spanned.referenced.line(),
-                spanned.referenced.column()
-            ),
+            at: Location::at(path, spanned.referenced.line(), spanned.referenced.column()),
             value: spanned.value,
         };
         ModelFields {
@@ -240,12 +260,12 @@ impl RawModel {
     }
 }
 
-/// A value and where it was written (`file:line:column`, plus the key path for Cargo.toml), so
-/// that validation errors point at it whatever the file format.
+/// A value and where it was written, so that validation errors point at it whatever the file
+/// format.
 #[derive(Debug, Clone)]
 pub(crate) struct Located<T> {
     pub(crate) value: T,
-    pub(crate) place: String,
+    pub(crate) at: Location,
 }
 
 /// The fields of one model entry as read from `facehugger.yaml` or a Cargo.toml table, before
@@ -258,20 +278,18 @@ pub(crate) struct ModelFields {
     pub(crate) exclude: Option<Vec<String>>,
     pub(crate) repo_type: Option<Located<String>>,
     pub(crate) name: Option<Located<String>>,
-    pub(crate) origin: String,
+    pub(crate) origin: Location,
 }
 
 impl ModelFields {
-    /// Checks every field and builds the model; errors start with the field's place.
-    pub(crate) fn validate(self) -> Result<Model, Error> {
-        let invalid = |place: &str, what: String| Error::Manifest {
-            message: format!("{place}: {what}"),
-        };
+    /// Checks every field and builds the model; errors point at the field.
+    pub(crate) fn validate(self) -> Result<Model, ManifestError> {
+        let invalid = |at: &Location, what: String| ManifestError::new(at.clone(), what);
         let repo_type = match &self.repo_type {
             None => RepoType::Model,
             Some(kind) => RepoType::parse(&kind.value).ok_or_else(|| {
                 invalid(
-                    &kind.place,
+                    &kind.at,
                     format!(
                         "unknown repo_type `{}`: expected `model`, `dataset` or `space`",
                         shown(&kind.value, MAX_SHOWN_CHARS)
@@ -279,25 +297,22 @@ impl ModelFields {
                 )
             })?,
         };
-        validate_repo_id(&self.repo.value)
-            .map_err(|why| invalid(&self.repo.place, format!("invalid repo: {why}")))?;
+        let id = RepoId::new(&self.repo.value)
+            .map_err(|why| invalid(&self.repo.at, format!("invalid repo: {why}")))?;
         let reference = match self.reference {
             None => DEFAULT_REF.to_owned(),
             Some(reference) => {
                 validate_ref(&reference.value)
-                    .map_err(|why| invalid(&reference.place, format!("invalid ref: {why}")))?;
+                    .map_err(|why| invalid(&reference.at, format!("invalid ref: {why}")))?;
                 reference.value
             }
         };
         if let Some(name) = &self.name {
             validate_name(&name.value)
-                .map_err(|why| invalid(&name.place, format!("invalid name: {why}")))?;
+                .map_err(|why| invalid(&name.at, format!("invalid name: {why}")))?;
         }
         Ok(Model {
-            repo: Repo {
-                repo_type,
-                id: self.repo.value,
-            },
+            repo: Repo { repo_type, id },
             reference,
             include: self.include,
             exclude: self.exclude,

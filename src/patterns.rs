@@ -22,7 +22,7 @@ use std::borrow::Cow;
 /// This is the raw Python semantics: no `\` normalization and no trailing-`/` rule (those belong
 /// to [`FileFilter`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     source: String,
     tokens: Vec<Token>,
 }
@@ -65,7 +65,7 @@ impl Token {
 
 impl Pattern {
     /// Compiles a pattern. Never fails: Python accepts every string as a pattern.
-    pub fn new(pattern: &str) -> Pattern {
+    pub(crate) fn new(pattern: &str) -> Pattern {
         let chars: Vec<char> = pattern.chars().collect();
         let mut tokens = Vec::new();
         let mut i = 0;
@@ -104,13 +104,8 @@ impl Pattern {
         }
     }
 
-    /// The pattern as given.
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-
     /// Whether the whole of `name` matches, like Python's `fnmatch.fnmatchcase(name, pattern)`.
-    pub fn matches(&self, name: &str) -> bool {
+    pub(crate) fn matches(&self, name: &str) -> bool {
         // Greedy matching that, on a mismatch, lets the last `*` swallow one more character.
         // Only the last star needs revisiting, so this is O(len(name) * len(pattern)) at worst.
         let tokens = &self.tokens;
@@ -235,7 +230,7 @@ fn parse_set(chars: &[char], open: usize) -> Option<(CharSet, usize)> {
 }
 
 /// Python's `fnmatch.fnmatchcase(name, pattern)`. Compiles the pattern on each call: use
-/// [`Pattern`] to match one pattern many times.
+/// `Pattern` to match one pattern many times.
 pub fn fnmatchcase(name: &str, pattern: &str) -> bool {
     Pattern::new(pattern).matches(name)
 }

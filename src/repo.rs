@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use crate::error::{MAX_SHOWN_CHARS, shown};
+use serde::Serialize;
+
+use crate::text::{MAX_SHOWN_CHARS, shown};
 
 /// The kind of Hub repository. The Hub and its cache name each kind differently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,20 +60,90 @@ impl fmt::Display for RepoType {
     }
 }
 
-/// A repo on the Hub: its type and its id (`owner/name`, or a bare `name` for legacy repos).
+/// A repo id the Hub accepts: `owner/name`, or a bare `name` for legacy repos. Checked when
+/// made, so every `RepoId` is safe in a URL and as a cache folder name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RepoId(String);
+
+impl RepoId {
+    /// Checks `id` against the Hub's rules (at most one `/`; letters, digits, `-`, `_` and `.`;
+    /// no `--` or `..`; at most 96 characters a part); the error says what is wrong, in words.
+    pub fn new(id: &str) -> Result<RepoId, String> {
+        validate_repo_id(id)?;
+        Ok(RepoId(id.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepoId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for RepoId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+/// A full commit id: 40 lowercase hex digits, as the Hub writes them and the cache names
+/// snapshots. Checked when made.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CommitId(String);
+
+impl CommitId {
+    /// `text` as a commit id, if it is one (the reference client's own test: lowercase only).
+    pub fn parse(text: &str) -> Option<CommitId> {
+        is_lower_hex(text, 40).then(|| CommitId(text.to_owned()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for CommitId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+/// A repo on the Hub: its type and its id.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Repo {
     /// Model, dataset or space.
     pub repo_type: RepoType,
-    /// The repo id, validated by [`validate_repo_id`].
-    pub id: String,
+    /// The repo id.
+    pub id: RepoId,
 }
 
 impl Repo {
+    /// A repo of this type and id; the error says what is wrong with the id.
+    pub fn new(repo_type: RepoType, id: &str) -> Result<Repo, String> {
+        Ok(Repo {
+            repo_type,
+            id: RepoId::new(id)?,
+        })
+    }
+
     /// The cache folder name: `models--owner--name` (huggingface_hub's `repo_folder_name`).
     pub fn folder_name(&self) -> String {
         let mut name = self.repo_type.plural().to_owned();
-        for part in self.id.split('/') {
+        for part in self.id.as_str().split('/') {
             name.push_str("--");
             name.push_str(part);
         }
@@ -82,7 +154,7 @@ impl Repo {
 impl fmt::Display for Repo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.repo_type {
-            RepoType::Model => f.write_str(&self.id),
+            RepoType::Model => f.write_str(self.id.as_str()),
             other => write!(f, "{other} {}", self.id),
         }
     }
@@ -92,7 +164,7 @@ impl fmt::Display for Repo {
 /// `/`, each part made of ASCII letters, digits, `-`, `_` and `.`, not starting or ending with
 /// `-` or `.`, no `--` or `..`, no `.git` suffix, at most 96 characters per part.
 /// Returns what is wrong, in words.
-pub fn validate_repo_id(id: &str) -> Result<(), String> {
+fn validate_repo_id(id: &str) -> Result<(), String> {
     let shown_id = shown(id, MAX_SHOWN_CHARS);
     if id.is_empty() {
         return Err("the repo id is empty".into());
@@ -136,11 +208,6 @@ pub fn validate_repo_id(id: &str) -> Result<(), String> {
         return Err(format!("`{shown_id}` cannot end with `.git`"));
     }
     Ok(())
-}
-
-/// True for a full commit id: 40 lowercase hex digits (the reference client's own test).
-pub fn is_commit_sha(rev: &str) -> bool {
-    rev.len() == 40 && rev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// Checks a ref (branch, tag, `refs/pr/N` or commit) so that it is safe as a path under
@@ -233,10 +300,7 @@ mod tests {
 
     #[test]
     fn folder_names_follow_the_reference_client() {
-        let repo = |repo_type, id: &str| Repo {
-            repo_type,
-            id: id.into(),
-        };
+        let repo = |repo_type, id: &str| Repo::new(repo_type, id).unwrap();
         assert_eq!(
             repo(RepoType::Model, "acme/tiny").folder_name(),
             "models--acme--tiny"
@@ -302,9 +366,10 @@ mod tests {
     }
 
     #[test]
-    fn commit_shas_are_forty_lowercase_hex() {
-        assert!(is_commit_sha(&"a".repeat(40)));
-        assert!(!is_commit_sha(&"A".repeat(40)));
-        assert!(!is_commit_sha("abc"));
+    fn commit_ids_are_forty_lowercase_hex() {
+        assert!(CommitId::parse(&"a".repeat(40)).is_some());
+        assert!(CommitId::parse(&"A".repeat(40)).is_none());
+        assert!(CommitId::parse("abc").is_none());
+        assert!(RepoId::new("a b").is_err());
     }
 }

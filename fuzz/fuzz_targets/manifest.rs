@@ -3,8 +3,8 @@
 #![no_main]
 
 use camino::Utf8Path;
-use facehugger::manifest::Manifest;
-use facehugger::repo::{validate_ref, validate_repo_id};
+use facehugger::fuzzing::validate_ref;
+use facehugger::{Manifest, RepoId};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,12 +14,12 @@ fuzz_target!(|data: &[u8]| {
     match Manifest::parse(Utf8Path::new("facehugger.yaml"), text) {
         Ok(manifest) => {
             for model in &manifest.models {
-                assert_eq!(validate_repo_id(&model.repo.id), Ok(()));
+                assert!(RepoId::new(model.repo.id.as_str()).is_ok());
                 assert_eq!(validate_ref(&model.reference), Ok(()));
             }
         }
         Err(error) => {
-            assert_eq!(error.exit_code(), 2, "{error}");
+            assert_eq!(error.location.path, "facehugger.yaml", "{error}");
             let message = error.to_string();
             assert!(message.starts_with("facehugger.yaml"), "{message}");
             assert!(!message.chars().any(char::is_control), "{message:?}");

@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use facehugger::patterns::{FileFilter, fnmatchcase};
+use facehugger::fuzzing::{FileFilter, fnmatchcase};
 use libfuzzer_sys::fuzz_target;
 
 fn patterns(line: &str) -> Option<Vec<String>> {

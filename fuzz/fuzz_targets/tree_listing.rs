@@ -3,8 +3,7 @@
 
 #![no_main]
 
-use facehugger::hub::parse_tree_page;
-use facehugger::repo::{is_lower_hex, validate_repo_path};
+use facehugger::fuzzing::{is_lower_hex, parse_tree_page, validate_repo_path};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -8,8 +8,10 @@ use std::time::Duration;
 use anstyle::{AnsiColor, Effects, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::output::human_bytes;
 use crate::error::Error;
-use crate::sync::Reporter;
+use crate::report::{EditKind, Event, Reporter};
+use crate::text::plural;
 
 /// Cargo-style status lines on stderr: the verb right-aligned in 12 columns, bold green on a
 /// terminal (anstream strips the colour elsewhere and honours NO_COLOR).
@@ -35,7 +37,7 @@ const ERROR: Style = AnsiColor::Red.on_default().effects(Effects::BOLD);
 const WARNING: Style = AnsiColor::Yellow.on_default().effects(Effects::BOLD);
 
 impl Terminal {
-    pub(crate) fn new(quiet: bool, verbose: bool) -> Terminal {
+    pub(super) fn new(quiet: bool, verbose: bool) -> Terminal {
         Terminal {
             quiet,
             verbose,
@@ -43,13 +45,13 @@ impl Terminal {
         }
     }
 
-    pub(crate) fn detail(&self, verb: &str, message: &str) {
+    pub(super) fn detail(&self, verb: &str, message: &str) {
         if self.verbose {
             self.status(verb, message);
         }
     }
 
-    pub(crate) fn error(&self, error: &Error) {
+    pub(super) fn error(&self, error: &Error) {
         self.print(|| {
             let _ = writeln!(anstream::stderr(), "{ERROR}error{ERROR:#}: {error}");
         });
@@ -68,8 +70,9 @@ impl Terminal {
     }
 }
 
-impl Reporter for Terminal {
-    fn status(&self, verb: &str, message: &str) {
+impl Terminal {
+    /// A status line: the verb right-aligned in 12 columns, then the message.
+    pub(super) fn status(&self, verb: &str, message: &str) {
         if !self.quiet {
             self.print(|| {
                 // One write per line: formatting straight to stderr writes the padding byte by byte.
@@ -85,6 +88,53 @@ impl Reporter for Terminal {
                 let line = format!("{WARNING}warning{WARNING:#}: {message}\n");
                 let _ = anstream::stderr().write_all(line.as_bytes());
             });
+        }
+    }
+}
+
+impl Reporter for Terminal {
+    fn event(&self, event: Event<'_>) {
+        match event {
+            Event::Resolving { models } => match models {
+                [one] => self.status("Resolving", one),
+                several => self.status("Resolving", &format!("{} refs", several.len())),
+            },
+            Event::Locked { path } => self.status("Locked", path.as_str()),
+            Event::Fresh { model, files } => {
+                self.status("Fresh", &format!("{model} ({})", plural(files, "file")));
+            }
+            Event::Downloading {
+                model,
+                files,
+                bytes,
+            } => self.status(
+                "Downloading",
+                &format!(
+                    "{model} ({}, {})",
+                    plural(files, "file"),
+                    human_bytes(bytes)
+                ),
+            ),
+            Event::NothingSelected { model } => {
+                self.warn(&format!(
+                    "{model}: no file matches its include/exclude patterns"
+                ));
+            }
+            Event::Checking { model } => self.status("Checking", model),
+            Event::Created { path } => self.status("Created", path.as_str()),
+            Event::Edited {
+                change,
+                model,
+                path,
+            } => {
+                let (verb, preposition) = match change {
+                    EditKind::Added => ("Added", "in"),
+                    EditKind::Updated => ("Updated", "in"),
+                    EditKind::Unchanged => ("Unchanged", "in"),
+                    EditKind::Removed => ("Removed", "from"),
+                };
+                self.status(verb, &format!("{model} {preposition} {path}"));
+            }
         }
     }
 

@@ -1,12 +1,14 @@
-//! `lock` and `sync`: resolve each model's ref to a commit, keep the lock file, and make the
-//! cache hold every selected file of that commit.
+//! The sync engine: resolve each model's ref to a commit, and make the cache hold every selected
+//! file of that commit.
 //!
-//! The work is split in a pure planner ([`plan`]) and an executor ([`execute`]). Network use is
-//! minimal: one revision request per repo and ref (in parallel), one paginated tree listing per
-//! commit not already listed in the cache's `trees/`, one GET per missing blob (in parallel).
+//! The work is split in a pure planner ([`plan`]) and an executor ([`execute`], with large files
+//! in [`chunked`]). Network use is minimal: one revision request per repo and ref (in parallel),
+//! one paginated tree listing per commit not already listed in the cache's `trees/`, one GET per
+//! missing blob (in parallel). The commands built on it are in `ops`.
 
-pub mod execute;
-pub mod plan;
+mod chunked;
+mod execute;
+pub(crate) mod plan;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
@@ -14,21 +16,24 @@ use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 
-use crate::cache::{Cache, SnapshotView, write_if_changed};
-use crate::error::Error;
+use crate::cache::{Cache, SnapshotView};
+use crate::error::{Error, OutOfDate, all_done};
+use crate::files::write_if_changed;
 use crate::hub::{Hub, HubConfig};
 use crate::lock::{Lock, LockEntry};
 use crate::manifest::{Manifest, Model};
-use crate::repo::{Repo, RepoFile, is_commit_sha};
-use execute::{Job, Transfer, install, run_parallel};
-use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, model_name, plan_model};
+use crate::pool::run_parallel;
+use crate::repo::{CommitId, Repo, RepoFile};
+use crate::report::{Event, Reporter};
+use execute::{Job, Transfer, install};
+use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, plan_model};
 
 /// Default `-j`: connections open at once.
-pub const DEFAULT_JOBS: usize = 64;
+pub(crate) const DEFAULT_JOBS: usize = 64;
 /// Default connections one large file may use.
-pub const DEFAULT_CONNECTIONS_PER_FILE: usize = 16;
+pub(crate) const DEFAULT_CONNECTIONS_PER_FILE: usize = 16;
 /// Default chunk size for large files.
-pub const DEFAULT_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
 
 /// How the lock file is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,30 +50,49 @@ pub enum LockMode {
     InMemory,
 }
 
-/// Everything `lock` and `sync` need, resolved from flags, manifest and environment.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// The manifest.
-    pub manifest: Manifest,
-    /// The lock file (beside the manifest).
-    pub lock_path: Utf8PathBuf,
-    /// The HF cache.
-    pub cache: Cache,
-    /// How to reach the Hub.
-    pub hub: HubConfig,
-    /// How the lock file is used.
-    pub mode: LockMode,
-    /// Use no network at all (`--offline`, `HF_HUB_OFFLINE=1`).
-    pub offline: bool,
+/// How files are downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferOptions {
     /// Connections open at once in all (`-j`): parallel files, and chunks of large files.
     pub jobs: usize,
     /// Connections one large file may use at once.
     pub connections_per_file: usize,
     /// Files of at least twice this size are fetched in ranged chunks of this size.
     pub chunk_bytes: u64,
+}
+
+impl Default for TransferOptions {
+    fn default() -> TransferOptions {
+        TransferOptions {
+            jobs: DEFAULT_JOBS,
+            connections_per_file: DEFAULT_CONNECTIONS_PER_FILE,
+            chunk_bytes: DEFAULT_CHUNK_BYTES,
+        }
+    }
+}
+
+/// Everything the engine needs, resolved from options, project and environment.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// The manifest.
+    pub(crate) manifest: Manifest,
+    /// The lock file (beside the manifest).
+    pub(crate) lock_path: Utf8PathBuf,
+    /// The lock file as read, if there is one.
+    pub(crate) lock: Option<Lock>,
+    /// The HF cache.
+    pub(crate) cache: Cache,
+    /// How to reach the Hub.
+    pub(crate) hub: HubConfig,
+    /// How the lock file is used.
+    pub(crate) mode: LockMode,
+    /// Use no network at all (`--offline`, `HF_HUB_OFFLINE=1`).
+    pub(crate) offline: bool,
+    /// How files are downloaded.
+    pub(crate) transfer: TransferOptions,
     /// The models to sync, as indices into `manifest.models`; `None` for all. The lock always
     /// covers every model (`-p` in a workspace syncs some members but keeps the whole lock).
-    pub selection: Option<Vec<usize>>,
+    pub(crate) selection: Option<Vec<usize>>,
 }
 
 impl Settings {
@@ -91,41 +115,15 @@ impl Settings {
     }
 }
 
-/// Where progress goes: the CLI prints status lines, a build script stays quiet.
-pub trait Reporter: Sync {
-    /// A cargo-style status line: `verb` is `Resolving`, `Downloading`, `Fresh`, ...
-    fn status(&self, verb: &str, message: &str);
-    /// A warning.
-    fn warn(&self, message: &str);
-    /// Downloads begin: this many files and bytes to fetch.
-    fn transfer_started(&self, _files: usize, _bytes: u64) {}
-    /// A file's download begins (`repo: path`).
-    fn file_started(&self, _name: &str) {}
-    /// Bytes arrived (counted again if a download has to start over).
-    fn bytes_arrived(&self, _bytes: u64) {}
-    /// A file's download ended, well or not.
-    fn file_finished(&self, _name: &str) {}
-    /// All downloads ended.
-    fn transfer_finished(&self) {}
-}
-
-/// A reporter that says nothing.
-pub struct Quiet;
-
-impl Reporter for Quiet {
-    fn status(&self, _: &str, _: &str) {}
-    fn warn(&self, _: &str) {}
-}
-
 /// The result of resolving: each model's commit and the lock that records them.
 #[derive(Debug, Clone)]
-pub struct Resolution {
+pub(crate) struct Resolution {
     /// Each manifest model with its commit, in manifest order.
-    pub models: Vec<Resolved>,
+    pub(crate) models: Vec<Resolved>,
     /// The lock as it should be.
-    pub lock: Lock,
+    pub(crate) lock: Lock,
     /// Whether the lock file on disk differs from it (or is missing).
-    pub lock_changed: bool,
+    pub(crate) lock_changed: bool,
 }
 
 impl Resolution {
@@ -141,7 +139,7 @@ impl Resolution {
 
 /// What a sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Report {
+pub struct SyncReport {
     /// Files downloaded.
     pub downloaded_files: usize,
     /// Bytes downloaded.
@@ -150,18 +148,12 @@ pub struct Report {
     pub linked_files: usize,
     /// Files that were already in place.
     pub fresh_files: usize,
-    /// The snapshot folder of each model, in manifest order.
+    /// The snapshot folder of each model (`repo@ref`), in manifest order.
     pub snapshots: Vec<(String, Utf8PathBuf)>,
     /// Each synced model with its commit, in manifest order.
     pub resolved: Vec<Resolved>,
     /// Wall time.
     pub elapsed: Duration,
-}
-
-/// Resolves every model to a commit (as the lock mode says) and checks the lock against it.
-/// Writes nothing.
-pub fn resolve(settings: &Settings, reporter: &dyn Reporter) -> Result<Resolution, Error> {
-    resolve_with(settings, reporter, &Client::new(&settings.hub))
 }
 
 /// One client for all the requests of a run, made when first needed (a frozen or offline run
@@ -184,14 +176,19 @@ impl<'a> Client<'a> {
     }
 }
 
+/// Resolves every model to a commit (as the lock mode says) and checks the lock against it.
+/// Writes nothing.
+pub(crate) fn resolve(settings: &Settings, reporter: &dyn Reporter) -> Result<Resolution, Error> {
+    resolve_with(settings, reporter, &Client::new(&settings.hub))
+}
+
 fn resolve_with(
     settings: &Settings,
     reporter: &dyn Reporter,
     client: &Client<'_>,
 ) -> Result<Resolution, Error> {
-    let existing = Lock::load(&settings.lock_path)?;
     let models = match settings.mode {
-        LockMode::Frozen => resolve_frozen(settings, existing.as_ref())?,
+        LockMode::Frozen => resolve_frozen(settings)?,
         LockMode::Update | LockMode::Locked | LockMode::InMemory if settings.offline => {
             resolve_from_cache(settings)?
         }
@@ -202,7 +199,7 @@ fn resolve_with(
     let lock = Lock::from_entries(models.iter().map(|resolved| LockEntry {
         repo: resolved.model.repo.clone(),
         revision: resolved.commit.clone(),
-        refs: if resolved.model.reference == resolved.commit {
+        refs: if resolved.commit == *resolved.model.reference {
             Vec::new()
         } else {
             vec![resolved.model.reference.clone()]
@@ -213,10 +210,10 @@ fn resolve_with(
     if settings.mode == LockMode::Locked && lock_changed {
         return Err(Error::LockOutOfDate {
             path: settings.lock_path.clone(),
-            problem: if on_disk.is_none() {
-                "is missing"
+            reason: if on_disk.is_none() {
+                OutOfDate::Missing
             } else {
-                "needs to be updated"
+                OutOfDate::Changed
             },
         });
     }
@@ -227,60 +224,35 @@ fn resolve_with(
     })
 }
 
-/// `facehugger lock`: resolves and writes the lock file if it changed. With `check`, writes
-/// nothing and fails if it would change.
-pub fn lock(
-    settings: &Settings,
-    reporter: &dyn Reporter,
-    check: bool,
-) -> Result<Resolution, Error> {
-    let mode = if check {
-        LockMode::Locked
-    } else {
-        settings.mode
-    };
-    let resolution = resolve(
-        &Settings {
-            mode,
-            ..settings.clone()
-        },
-        reporter,
-    )?;
-    if !check {
-        write_lock(settings, &resolution, reporter)?;
-    }
-    Ok(resolution)
-}
-
-fn write_lock(
+/// Writes the lock file if it changed (never in the frozen and in-memory modes); says so.
+pub(crate) fn write_lock(
     settings: &Settings,
     resolution: &Resolution,
     reporter: &dyn Reporter,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     if matches!(settings.mode, LockMode::Frozen | LockMode::InMemory) {
-        return Ok(());
+        return Ok(false);
     }
-    if write_if_changed(&settings.lock_path, &resolution.lock.render())? {
-        reporter.status("Locked", settings.lock_path.as_str());
+    let written = write_if_changed(&settings.lock_path, &resolution.lock.render())?;
+    if written {
+        reporter.event(Event::Locked {
+            path: &settings.lock_path,
+        });
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Resolves, then lists and plans every model without writing anything: what `--dry-run` shows.
-pub fn plan(
-    settings: &Settings,
-    reporter: &dyn Reporter,
-) -> Result<(Resolution, Vec<ModelPlan>), Error> {
+pub(crate) fn plan(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<ModelPlan>, Error> {
     let client = Client::new(&settings.hub);
     let resolution = resolve_with(settings, reporter, &client)?;
     let selected = resolution.selected(settings);
     let (listings, _) = list_commits(settings, &selected, &client)?;
-    let plans = plan_all(settings, &selected, &listings);
-    Ok((resolution, plans))
+    Ok(plan_all(settings, &selected, &listings))
 }
 
-/// `facehugger sync`: resolve, write the lock, and fill the cache.
-pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Error> {
+/// Resolves, writes the lock, and fills the cache.
+pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncReport, Error> {
     let started = Instant::now();
     // A clone of the cache remembers the folders it checked for this run only.
     let settings = &settings.clone();
@@ -299,16 +271,16 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
     for (repo, commit) in &fetched {
         cache
             .write_tree(repo, commit, &listings[&(repo.clone(), commit.clone())])
-            .map_err(|error| error.for_model(format!("{repo}@{commit}")))?;
+            .map_err(|error| Error::from(error).for_model(format!("{repo}@{commit}")))?;
     }
     for resolved in &selected {
         let model = &resolved.model;
         cache
             .write_ref(&model.repo, &model.reference, &resolved.commit)
-            .map_err(|error| error.for_model(resolved.name()))?;
+            .map_err(|error| Error::from(error).for_model(resolved.name()))?;
     }
 
-    let mut report = Report::default();
+    let mut report = SyncReport::default();
     let mut jobs: Vec<Job> = Vec::new();
     for plan in &plans {
         let name = plan.resolved.name();
@@ -316,20 +288,18 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
         let fresh = plan.files_needing(Action::Fresh).count();
         report.fresh_files += fresh;
         if plan.files.is_empty() {
-            reporter.warn(&format!(
-                "{name}: no file matches its include/exclude patterns"
-            ));
+            reporter.event(Event::NothingSelected { model: &name });
         } else if to_download == 0 && fresh == plan.files.len() {
-            reporter.status("Fresh", &format!("{name} ({})", files(plan.files.len())));
+            reporter.event(Event::Fresh {
+                model: &name,
+                files: plan.files.len(),
+            });
         } else if to_download > 0 {
-            reporter.status(
-                "Downloading",
-                &format!(
-                    "{name} ({}, {})",
-                    files(to_download),
-                    human_bytes(plan.download_bytes())
-                ),
-            );
+            reporter.event(Event::Downloading {
+                model: &name,
+                files: to_download,
+                bytes: plan.download_bytes(),
+            });
         }
         // Only downloads resume: a sync with nothing to fetch does not list blobs/ again.
         let partials = if to_download > 0 {
@@ -354,12 +324,7 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
     }
 
     let hub = client.hub();
-    let transfer = Transfer::new(
-        settings.jobs,
-        settings.connections_per_file,
-        settings.chunk_bytes,
-        reporter,
-    );
+    let transfer = Transfer::new(settings.transfer, reporter);
     let to_fetch = jobs
         .iter()
         .filter(|job| !cache.has_blob(&job.repo, job.file.etag()));
@@ -367,7 +332,7 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
     if count > 0 {
         reporter.transfer_started(count, bytes);
     }
-    let results = run_parallel(&jobs, settings.jobs, |job| {
+    let results = run_parallel(&jobs, settings.transfer.jobs, |job| {
         install(hub, cache, &transfer, job)
     });
     if count > 0 {
@@ -397,11 +362,11 @@ pub fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<Report, Erro
     Ok(report)
 }
 
-fn resolve_frozen(settings: &Settings, lock: Option<&Lock>) -> Result<Vec<Resolved>, Error> {
-    let Some(lock) = lock else {
+fn resolve_frozen(settings: &Settings) -> Result<Vec<Resolved>, Error> {
+    let Some(lock) = &settings.lock else {
         return Err(Error::LockOutOfDate {
             path: settings.lock_path.clone(),
-            problem: "is missing (--frozen syncs exactly what it records)",
+            reason: OutOfDate::MissingFrozen,
         });
     };
     let mut missing = Vec::new();
@@ -409,11 +374,13 @@ fn resolve_frozen(settings: &Settings, lock: Option<&Lock>) -> Result<Vec<Resolv
     for model in &settings.selected_models() {
         let commit = match lock.find(&model.repo, &model.reference) {
             Some(entry) => entry.revision.clone(),
-            None if is_commit_sha(&model.reference) => model.reference.clone(),
-            None => {
-                missing.push(model_name(model));
-                continue;
-            }
+            None => match model.pinned_commit() {
+                Some(commit) => commit,
+                None => {
+                    missing.push(model.name());
+                    continue;
+                }
+            },
         };
         models.push(Resolved {
             model: model.clone(),
@@ -433,11 +400,9 @@ fn resolve_from_cache(settings: &Settings) -> Result<Vec<Resolved>, Error> {
     let mut missing = Vec::new();
     let mut models = Vec::new();
     for model in &settings.manifest.models {
-        let commit = if is_commit_sha(&model.reference) {
-            Some(model.reference.clone())
-        } else {
-            settings.cache.read_ref(&model.repo, &model.reference)
-        };
+        let commit = model
+            .pinned_commit()
+            .or_else(|| settings.cache.read_ref(&model.repo, &model.reference));
         match commit {
             Some(commit) => models.push(Resolved {
                 model: model.clone(),
@@ -445,7 +410,7 @@ fn resolve_from_cache(settings: &Settings) -> Result<Vec<Resolved>, Error> {
             }),
             None => missing.push(format!(
                 "  {}: `{}` is not in the cache",
-                model_name(model),
+                model.name(),
                 settings.cache.ref_path(&model.repo, &model.reference)
             )),
         }
@@ -467,20 +432,19 @@ fn resolve_online(
     let mut questions: Vec<(Repo, String)> = Vec::new();
     for model in manifest_models {
         let question = (model.repo.clone(), model.reference.clone());
-        if !is_commit_sha(&model.reference) && !questions.contains(&question) {
+        if model.pinned_commit().is_none() && !questions.contains(&question) {
             questions.push(question);
         }
     }
     if !questions.is_empty() {
-        let what = if questions.len() == 1 {
-            format!("{}@{}", questions[0].0, questions[0].1)
-        } else {
-            format!("{} refs", questions.len())
-        };
-        reporter.status("Resolving", &what);
+        let names: Vec<String> = questions
+            .iter()
+            .map(|(repo, reference)| format!("{repo}@{reference}"))
+            .collect();
+        reporter.event(Event::Resolving { models: &names });
     }
     let hub = client.hub();
-    let answers = run_parallel(&questions, settings.jobs, |(repo, reference)| {
+    let answers = run_parallel(&questions, settings.transfer.jobs, |(repo, reference)| {
         hub.resolve_revision(repo, reference)
     });
     let mut commits = BTreeMap::new();
@@ -498,17 +462,21 @@ fn resolve_online(
     all_done(failures)?;
     Ok(manifest_models
         .iter()
-        .map(|model| Resolved {
-            model: model.clone(),
-            commit: commits
-                .get(&(model.repo.clone(), model.reference.clone()))
-                .cloned()
-                .unwrap_or_else(|| model.reference.clone()),
+        .filter_map(|model| {
+            let commit = model.pinned_commit().or_else(|| {
+                commits
+                    .get(&(model.repo.clone(), model.reference.clone()))
+                    .cloned()
+            })?;
+            Some(Resolved {
+                model: model.clone(),
+                commit,
+            })
         })
         .collect())
 }
 
-type Listings = BTreeMap<(Repo, String), Vec<RepoFile>>;
+type Listings = BTreeMap<(Repo, CommitId), Vec<RepoFile>>;
 
 /// Each distinct commit's file listing: from `trees/` when cached, else from the Hub (in
 /// parallel). Returns the listings and which of them were fetched.
@@ -516,9 +484,9 @@ fn list_commits(
     settings: &Settings,
     models: &[Resolved],
     client: &Client<'_>,
-) -> Result<(Listings, Vec<(Repo, String)>), Error> {
+) -> Result<(Listings, Vec<(Repo, CommitId)>), Error> {
     let mut listings = Listings::new();
-    let mut to_fetch: Vec<(Repo, String)> = Vec::new();
+    let mut to_fetch: Vec<(Repo, CommitId)> = Vec::new();
     let mut missing = Vec::new();
     for resolved in models {
         let key = (resolved.model.repo.clone(), resolved.commit.clone());
@@ -542,7 +510,7 @@ fn list_commits(
         return Err(Error::OfflineMissing { missing });
     }
     let hub = client.hub();
-    let answers = run_parallel(&to_fetch, settings.jobs, |(repo, commit)| {
+    let answers = run_parallel(&to_fetch, settings.transfer.jobs, |(repo, commit)| {
         hub.list_files(repo, commit)
     });
     let mut failures = Vec::new();
@@ -593,52 +561,5 @@ fn check_offline(plans: &[ModelPlan]) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::OfflineMissing { missing })
-    }
-}
-
-/// `Ok` when nothing failed; else the one failure, or all of them together.
-fn all_done(mut failures: Vec<Error>) -> Result<(), Error> {
-    match failures.len() {
-        0 => Ok(()),
-        1 => Err(failures.remove(0)),
-        _ => Err(Error::Several { failures }),
-    }
-}
-
-/// `1 file`, `3 files`.
-pub fn files(count: usize) -> String {
-    if count == 1 {
-        "1 file".to_owned()
-    } else {
-        format!("{count} files")
-    }
-}
-
-/// Bytes in the units `hf` prints: decimal, one decimal place (`1.5 KB`, `2.3 GB`).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KB", "MB", "GB", "TB", "PB", "EB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_hf() {
-        assert_eq!(human_bytes(0), "0 B");
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(1500), "1.5 KB");
-        assert_eq!(human_bytes(2_500_000), "2.5 MB");
-        assert_eq!(human_bytes(57_704_594_653), "57.7 GB");
     }
 }

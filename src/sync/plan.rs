@@ -3,7 +3,7 @@
 
 use crate::manifest::Model;
 use crate::patterns::FileFilter;
-use crate::repo::RepoFile;
+use crate::repo::{CommitId, RepoFile};
 
 /// A model resolved to a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,19 +11,14 @@ pub struct Resolved {
     /// The manifest entry.
     pub model: Model,
     /// The commit its ref resolved to (or that the lock pins).
-    pub commit: String,
+    pub commit: CommitId,
 }
 
 impl Resolved {
     /// `acme/tiny@main`, how messages name a model.
     pub fn name(&self) -> String {
-        model_name(&self.model)
+        self.model.name()
     }
-}
-
-/// `acme/tiny@main` (`dataset acme/data@main` for other repo types).
-pub fn model_name(model: &Model) -> String {
-    format!("{}@{}", model.repo, model.reference)
 }
 
 /// What a selected file needs.
@@ -70,7 +65,7 @@ impl ModelPlan {
 }
 
 /// What the cache holds of one model's repo and commit, as far as the planner needs to know.
-pub trait CacheView {
+pub(crate) trait CacheView {
     /// Whether `snapshots/<commit>/<path>` exists and leads to the file's blob.
     fn has_pointer(&self, file: &RepoFile) -> bool;
     /// Whether the blob with this etag exists in the repo.
@@ -78,7 +73,11 @@ pub trait CacheView {
 }
 
 /// Selects each model's files from its commit's listing and decides what each needs.
-pub fn plan_model(resolved: Resolved, listing: &[RepoFile], cache: &dyn CacheView) -> ModelPlan {
+pub(crate) fn plan_model(
+    resolved: Resolved,
+    listing: &[RepoFile],
+    cache: &dyn CacheView,
+) -> ModelPlan {
     let filter = FileFilter::new(
         resolved.model.include.as_deref(),
         resolved.model.exclude.as_deref(),
@@ -106,7 +105,7 @@ pub fn plan_model(resolved: Resolved, listing: &[RepoFile], cache: &dyn CacheVie
 
 /// Merges the plans of entries that name the same repo and ref (a workspace may declare a model
 /// in several crates): one plan whose files are the union of theirs.
-pub fn merge_plans(plans: Vec<ModelPlan>) -> Vec<ModelPlan> {
+pub(crate) fn merge_plans(plans: Vec<ModelPlan>) -> Vec<ModelPlan> {
     let mut merged: Vec<ModelPlan> = Vec::with_capacity(plans.len());
     for plan in plans {
         let name = plan.resolved.name();
@@ -131,6 +130,7 @@ pub fn merge_plans(plans: Vec<ModelPlan>) -> Vec<ModelPlan> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::location::Location;
     use crate::repo::{Repo, RepoType};
 
     struct FakeCache;
@@ -156,17 +156,14 @@ mod tests {
     fn the_plan_selects_by_pattern_and_reuses_the_cache() {
         let resolved = Resolved {
             model: Model {
-                repo: Repo {
-                    repo_type: RepoType::Model,
-                    id: "acme/tiny".into(),
-                },
+                repo: Repo::new(RepoType::Model, "acme/tiny").unwrap(),
                 reference: "main".into(),
                 include: Some(vec!["*.json".into(), "*.bin".into()]),
                 exclude: Some(vec!["skip*".into()]),
                 name: None,
-                origin: "m.yaml:2:5".into(),
+                origin: Location::at("m.yaml".into(), 2, 5),
             },
-            commit: "c".repeat(40),
+            commit: CommitId::parse(&"c".repeat(40)).unwrap(),
         };
         let listing = [
             file("model.bin", Some('b')),
@@ -195,7 +192,7 @@ mod tests {
         // The same repo and ref declared again with other patterns: one plan, files united.
         let mut other = plan.resolved.clone();
         other.model.include = Some(vec!["README.md".into(), "config.json".into()]);
-        other.model.origin = "Cargo.toml:9:1".into();
+        other.model.origin = Location::at("Cargo.toml".into(), 9, 1);
         let second = plan_model(other, &listing, &FakeCache);
         let merged = merge_plans(vec![plan, second]);
         assert_eq!(merged.len(), 1);

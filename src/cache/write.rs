@@ -1,0 +1,298 @@
+//! Writing to the cache: refs, trees and snapshot links replaced atomically, blobs installed
+//! under the reference client's lock, folders created but never through a symbolic link.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+use super::tree::render_tree;
+use super::{CACHEDIR_TAG, CHUNKS_SUFFIX, Cache, chunk_record_path, relative_blob_target};
+use crate::files::{
+    IoError, no_follow, parent_of, refuse_link, unique_sibling, write_atomically, writing,
+};
+use crate::repo::{CommitId, Repo, RepoFile};
+
+/// The reference client's lock on one blob of a repo, held while the blob is downloaded,
+/// installed or removed; released when dropped.
+#[derive(Debug)]
+pub(crate) struct BlobLock {
+    _file: File,
+}
+
+impl Cache {
+    /// Points `refs/<ref>` at `commit`: exactly 40 bytes, atomically, only if it changes.
+    pub(crate) fn write_ref(
+        &self,
+        repo: &Repo,
+        reference: &str,
+        commit: &CommitId,
+    ) -> Result<(), IoError> {
+        if *commit == *reference || self.read_ref(repo, reference).as_ref() == Some(commit) {
+            return Ok(());
+        }
+        let path = self.ref_path(repo, reference);
+        // The rename replaces a link at `refs/<ref>` itself; links above it are refused.
+        self.create_dirs(
+            &self.repo_dir(repo),
+            parent_of(&path),
+            "create the refs folder",
+        )?;
+        write_atomically(&path, commit.as_str().as_bytes(), 0o644)
+    }
+
+    /// Writes `CACHEDIR.TAG` at the cache root if it is missing.
+    pub(crate) fn ensure_tag(&self) -> Result<(), IoError> {
+        let path = self.root.join("CACHEDIR.TAG");
+        if path.exists() {
+            return Ok(());
+        }
+        write_atomically(&path, CACHEDIR_TAG.as_bytes(), 0o644)
+    }
+
+    /// Writes `trees/<commit>.json` in the reference client's exact format.
+    pub(crate) fn write_tree(
+        &self,
+        repo: &Repo,
+        commit: &CommitId,
+        files: &[RepoFile],
+    ) -> Result<(), IoError> {
+        let path = self.tree_path(repo, commit);
+        self.create_dirs(
+            &self.repo_dir(repo),
+            parent_of(&path),
+            "create the trees folder",
+        )?;
+        write_atomically(&path, render_tree(files).as_bytes(), 0o600)
+    }
+
+    /// Makes `snapshots/<commit>/<path>` a relative symlink to `blobs/<etag>`, replacing whatever
+    /// was there.
+    pub(crate) fn link(
+        &self,
+        repo: &Repo,
+        commit: &CommitId,
+        path: &str,
+        etag: &str,
+    ) -> Result<(), IoError> {
+        let pointer = self.pointer_path(repo, commit, path);
+        let target = relative_blob_target(path, etag);
+        if let Ok(existing) = fs::read_link(&pointer)
+            && existing.as_os_str() == target.as_str()
+        {
+            return Ok(());
+        }
+        let _writing = writing();
+        let parent = parent_of(&pointer);
+        self.create_dirs(&self.repo_dir(repo), parent, "create the snapshot folder")?;
+        // Link under a unique name, then rename over the pointer: atomic, no window without it.
+        let temp = unique_sibling(&pointer, "tmp");
+        std::os::unix::fs::symlink(target.as_str(), &temp)
+            .map_err(|err| IoError::new("create the snapshot link", &temp, err))?;
+        fs::rename(&temp, &pointer).map_err(|err| {
+            let _ = fs::remove_file(&temp);
+            IoError::new("create the snapshot link", &pointer, err)
+        })
+    }
+
+    /// Takes the reference client's lock for installing this blob: BSD `flock` on
+    /// `.locks/<repo folder>/<etag>.lock`, mode 0664, never deleted. Blocks until it is free;
+    /// released when the returned file is dropped. Also makes sure the `blobs` folder is a real
+    /// folder: everything done under the lock (resuming, downloading, installing) writes there.
+    pub(crate) fn lock_blob(&self, repo: &Repo, etag: &str) -> Result<BlobLock, IoError> {
+        let blobs = self.repo_dir(repo).join("blobs");
+        self.create_dirs(&self.repo_dir(repo), &blobs, "create the blobs folder")?;
+        let path = self.lock_path(repo, etag);
+        let parent = parent_of(&path);
+        self.create_dirs(&self.root, parent, "create the lock folder")?;
+        // O_NOFOLLOW below is what makes this safe; checking first gives the clearer message.
+        refuse_link(&path, "open the lock file")?;
+        let file = no_follow(
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o664),
+        )
+        .open(&path)
+        .map_err(|err| IoError::new("open the lock file", &path, err))?;
+        file.lock()
+            .map_err(|err| IoError::new("lock", &path, err))?;
+        // The umask may have narrowed the mode; other users of a shared cache need 0664.
+        let _ = file.set_permissions(fs::Permissions::from_mode(0o664));
+        Ok(BlobLock { _file: file })
+    }
+
+    /// A new, unique `blobs/<etag>.<8hex>.incomplete` file to download into.
+    pub(crate) fn create_incomplete(
+        &self,
+        repo: &Repo,
+        etag: &str,
+    ) -> Result<(Utf8PathBuf, File), IoError> {
+        let blob = self.blob_path(repo, etag);
+        let parent = parent_of(&blob);
+        self.create_dirs(&self.repo_dir(repo), parent, "create the blobs folder")?;
+        let temp = unique_sibling(&blob, "incomplete");
+        // Readable too: large files are hashed by reading back the chunks just written.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&temp)
+            .map_err(|err| IoError::new("create the download file", &temp, err))?;
+        Ok((temp, file))
+    }
+
+    /// The partial download of this blob that an earlier run left (interrupted, killed, or cut
+    /// off), to resume; else a new file. Call it holding the blob's lock, so that no cooperating
+    /// writer is using the file. When several are left, the longest is kept and the others removed.
+    /// What the file holds is only trusted once the whole blob verifies.
+    pub(crate) fn take_incomplete(
+        &self,
+        repo: &Repo,
+        etag: &str,
+    ) -> Result<(Utf8PathBuf, File), IoError> {
+        let blob = self.blob_path(repo, etag);
+        let dir = parent_of(&blob);
+        let prefix = format!("{etag}.");
+        let mut partials: Vec<(u64, Utf8PathBuf)> = fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let is_partial = name.starts_with(&prefix)
+                    && name.ends_with(".incomplete")
+                    && !name.ends_with(CHUNKS_SUFFIX);
+                // A symlink planted here is never written through.
+                let meta = entry
+                    .path()
+                    .symlink_metadata()
+                    .ok()
+                    .filter(|m| m.is_file())?;
+                is_partial.then(|| (meta.len(), dir.join(name)))
+            })
+            .collect();
+        partials.sort();
+        let Some((_, keep)) = partials.pop() else {
+            return self.create_incomplete(repo, etag);
+        };
+        for (_, extra) in partials {
+            remove_partial(&extra);
+        }
+        let file = no_follow(OpenOptions::new().read(true).write(true))
+            .open(&keep)
+            .map_err(|err| IoError::new("reopen the partial download", &keep, err))?;
+        Ok((keep, file))
+    }
+
+    /// Moves a verified download into `blobs/<etag>`.
+    pub(crate) fn install_blob(
+        &self,
+        repo: &Repo,
+        etag: &str,
+        temp: &Utf8Path,
+    ) -> Result<(), IoError> {
+        let blob = self.blob_path(repo, etag);
+        fs::rename(temp, &blob).map_err(|err| IoError::new("install the blob", &blob, err))
+    }
+
+    /// Creates the folder `dir` inside `base` and those between, as `create_dir_all` does, but
+    /// never through a symbolic link: a link below `base` (planted by someone else who can write
+    /// to a shared cache, say) would send facehugger's writes outside the cache, so it is refused
+    /// with an error naming it. `base` itself (the cache root, a repo folder) may be a link:
+    /// moving a cache or one big repo to another disk is the user's choice. This guards against
+    /// links already there when a folder is first checked, not against one swapped in later.
+    fn create_dirs(
+        &self,
+        base: &Utf8Path,
+        dir: &Utf8Path,
+        action: &'static str,
+    ) -> Result<(), IoError> {
+        let mut checked = self.checked_dirs.lock().unwrap_or_else(|e| e.into_inner());
+        if checked.contains(dir) {
+            return Ok(());
+        }
+        let Ok(inside) = dir.strip_prefix(base) else {
+            fs::create_dir_all(dir).map_err(|err| IoError::new(action, dir, err))?;
+            checked.insert(dir.to_owned());
+            return Ok(());
+        };
+        if !checked.contains(base) {
+            fs::create_dir_all(base).map_err(|err| IoError::new(action, base, err))?;
+            checked.insert(base.to_owned());
+        }
+        let mut current = base.to_owned();
+        for component in inside.components() {
+            current.push(component);
+            if checked.contains(&current) {
+                continue;
+            }
+            match fs::create_dir(&current) {
+                Ok(()) => {}
+                // There already, perhaps made by another writer just now: a folder is fine.
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    refuse_link(&current, action)?;
+                }
+                Err(err) => return Err(IoError::new(action, &current, err)),
+            }
+            checked.insert(current.clone());
+        }
+        Ok(())
+    }
+
+    /// Removes `blobs/<etag>` (a corrupt blob, say) under its lock, so that no other client is
+    /// installing it meanwhile. Snapshot links to it then dangle, which every client reads as
+    /// "missing".
+    pub(crate) fn remove_blob(&self, repo: &Repo, etag: &str) -> Result<(), IoError> {
+        let _lock = self.lock_blob(repo, etag)?;
+        let blob = self.blob_path(repo, etag);
+        match fs::remove_file(&blob) {
+            Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                Err(IoError::new("remove the blob", &blob, err))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Removes a partial download and its chunk record.
+pub(crate) fn remove_partial(temp: &Utf8Path) {
+    let _ = fs::remove_file(temp);
+    let _ = fs::remove_file(chunk_record_path(temp));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_are_created_but_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8Path::from_path(dir.path()).unwrap();
+        let outside = root.join("outside");
+        fs::create_dir(&outside).unwrap();
+        // The base may be a link (a repo folder moved to another disk)...
+        let base = root.join("repo");
+        std::os::unix::fs::symlink(&outside, &base).unwrap();
+        let cache = Cache::new(root);
+        cache
+            .create_dirs(&base, &base.join("snapshots/c/sub"), "create")
+            .unwrap();
+        assert!(outside.join("snapshots/c/sub").is_dir());
+        // ... but a link below it is refused, and nothing is created through it.
+        std::os::unix::fs::symlink(&outside, base.join("snapshots/c/link")).unwrap();
+        let error = cache
+            .create_dirs(&base, &base.join("snapshots/c/link/x"), "create")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("snapshots/c/link`: it is a symbolic link"),
+            "{error}"
+        );
+        assert!(!outside.join("x").exists());
+    }
+}

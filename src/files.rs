@@ -1,0 +1,194 @@
+//! File-system helpers: errors that name their path, files written atomically (a unique
+//! temporary name, then a rename), and refusing to write through symbolic links.
+
+use std::collections::hash_map::RandomState;
+use std::fs::{self, OpenOptions};
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::{RwLock, RwLockReadGuard};
+
+use camino::{Utf8Path, Utf8PathBuf};
+
+/// A file-system operation that failed, with what was being done and to which path.
+#[derive(Debug, thiserror::Error)]
+#[error("failed to {action} `{path}`: {source}{}", hint(source))]
+pub struct IoError {
+    /// What was being done, e.g. `create the blob`.
+    pub action: &'static str,
+    /// The path concerned.
+    pub path: Utf8PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
+impl IoError {
+    /// Wraps an I/O error with the action and path it concerns.
+    pub(crate) fn new(action: &'static str, path: &Utf8Path, source: io::Error) -> IoError {
+        IoError {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+fn hint(error: &io::Error) -> &'static str {
+    match error.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            " (the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere)"
+        }
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+            " (permission denied: check who owns the cache, or point --cache-dir / HF_HUB_CACHE elsewhere)"
+        }
+        _ => "",
+    }
+}
+
+/// The folder a path is in (`.` for a bare name).
+pub(crate) fn parent_of(path: &Utf8Path) -> &Utf8Path {
+    path.parent()
+        .filter(|parent| !parent.as_str().is_empty())
+        .unwrap_or(Utf8Path::new("."))
+}
+
+/// `<path>.<8 random hex>.<suffix>`, as the reference client names its temporary files.
+pub(crate) fn unique_sibling(path: &Utf8Path, suffix: &str) -> Utf8PathBuf {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    let random = hasher.finish() as u32;
+    Utf8PathBuf::from(format!("{path}.{random:08x}.{suffix}"))
+}
+
+/// An error if `path` is a symbolic link: facehugger replaces links (by renaming over them) but
+/// never opens or creates anything through one inside the cache.
+pub(crate) fn refuse_link(path: &Utf8Path, action: &'static str) -> Result<(), IoError> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(IoError::new(
+            action,
+            path,
+            io::Error::other(
+                "it is a symbolic link, and facehugger never writes through a link inside the cache; remove it",
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Options that open a file only if it is not a symbolic link: a link planted by someone else
+/// is refused, not followed.
+pub(crate) fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
+    options.custom_flags(o_nofollow())
+}
+
+/// `O_NOFOLLOW`.
+fn o_nofollow() -> i32 {
+    #[cfg(target_os = "linux")]
+    {
+        0o400000
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0x100
+    }
+}
+
+/// Held (shared) while a small file is written and renamed into place; [`stop_writes`] takes
+/// it exclusively so that an interrupted process never leaves a temporary file behind.
+static WRITES: RwLock<()> = RwLock::new(());
+
+/// Waits for the small writes in progress to finish and blocks new ones: call it before exiting
+/// on Ctrl-C. Partial downloads need no such care: they are resumed, and verified, next time.
+#[cfg(feature = "cli")]
+pub(crate) fn stop_writes() -> std::sync::RwLockWriteGuard<'static, ()> {
+    WRITES.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Held while a small write is under way (see [`stop_writes`]).
+pub(crate) fn writing() -> RwLockReadGuard<'static, ()> {
+    WRITES.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Writes a small file under a unique temporary name, flushes it, and renames it into place.
+pub(crate) fn write_atomically(path: &Utf8Path, contents: &[u8], mode: u32) -> Result<(), IoError> {
+    let _writing = writing();
+    let parent = parent_of(path);
+    fs::create_dir_all(parent).map_err(|err| IoError::new("create the folder", parent, err))?;
+    let temp = unique_sibling(path, "tmp");
+    let result = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&temp)
+        .and_then(|mut file| {
+            file.write_all(contents)?;
+            file.sync_all()
+        })
+        .and_then(|()| fs::rename(&temp, path));
+    result.map_err(|err| {
+        let _ = fs::remove_file(&temp);
+        IoError::new("write", path, err)
+    })
+}
+
+/// Writes `contents` to `path` unless the file already holds exactly that. Returns whether it
+/// wrote.
+pub(crate) fn write_if_changed(path: &Utf8Path, contents: &str) -> Result<bool, IoError> {
+    match fs::read(path) {
+        Ok(existing) if existing == contents.as_bytes() => Ok(false),
+        Ok(_) => write_atomically(path, contents.as_bytes(), 0o644).map(|()| true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            write_atomically(path, contents.as_bytes(), 0o644).map(|()| true)
+        }
+        Err(err) => Err(IoError::new("read", path, err)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_name_the_path_and_suggest_a_way_out() {
+        let full = IoError::new(
+            "write",
+            Utf8Path::new("/c/blobs/x"),
+            io::Error::from(io::ErrorKind::StorageFull),
+        );
+        let message = full.to_string();
+        assert!(
+            message.starts_with("failed to write `/c/blobs/x`: "),
+            "{message}"
+        );
+        assert!(
+            message.ends_with(
+                "(the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere)"
+            ),
+            "{message}"
+        );
+        let denied = IoError::new(
+            "write",
+            Utf8Path::new("/c"),
+            io::Error::from(io::ErrorKind::PermissionDenied),
+        );
+        assert!(
+            denied
+                .to_string()
+                .contains("permission denied: check who owns the cache")
+        );
+    }
+
+    #[test]
+    fn files_are_written_once_and_only_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = Utf8PathBuf::from_path_buf(dir.path().join("sub/f.txt")).unwrap();
+        assert!(write_if_changed(&path, "a").unwrap());
+        assert!(!write_if_changed(&path, "a").unwrap());
+        assert!(write_if_changed(&path, "b").unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "b");
+        // No temporary file is left beside it.
+        assert_eq!(fs::read_dir(parent_of(&path)).unwrap().count(), 1);
+        assert_eq!(parent_of(Utf8Path::new("f.txt")), ".");
+    }
+}

@@ -1,0 +1,277 @@
+//! The Hub's HTTP API, as huggingface_hub 2.4.0 uses it (see hf-protocol.md):
+//! - `GET {E}/api/{type}s/{id}/revision/{rev}`: a ref to its commit (`sha`);
+//! - `GET {E}/api/{type}s/{id}/tree/{commit}?recursive=true&expand=false`: the commit's files,
+//!   paginated with `Link: <url>; rel="next"`; each file carries its etag (`lfs.oid` or `oid`),
+//!   so no HEAD per file is needed;
+//! - `GET {E}/{prefix}{id}/resolve/{commit}/{path}`: the content, often through a redirect to a
+//!   CDN on another origin.
+//!
+//! [`transport`] sends the requests (retries, redirects, the token's confinement to the
+//! endpoint); [`tree`] reads the listing's wire format. Nothing a server says is trusted: file
+//! paths and etags are checked before they become cache paths, redirects go to http(s) only and
+//! neither loop nor go on forever, JSON answers are read up to a bound, and the token is cut out
+//! of every error (a hostile server could echo it back, and errors are printed).
+
+mod config;
+mod error;
+mod transport;
+mod tree;
+
+use std::sync::Mutex;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use ureq::Body;
+
+pub(crate) use config::HubConfig;
+pub use error::HubError;
+pub(crate) use transport::origin_of;
+use transport::{Transport, content_range_start, next_page, read_json, read_text, strip_query};
+pub use tree::parse_tree_page;
+
+use crate::repo::{CommitId, Repo, RepoFile};
+use crate::text::{MAX_SHOWN_CHARS, shown};
+
+/// Python's `quote(s, safe="")`: everything but letters, digits and `_.-~` is escaped.
+const QUOTE_ALL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'-')
+    .remove(b'~');
+/// Python's `quote(path)`: as above, but `/` stays.
+const QUOTE_PATH: &AsciiSet = &QUOTE_ALL.remove(b'/');
+
+/// A client for one Hub endpoint. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub(crate) struct Hub {
+    transport: Transport,
+}
+
+/// A response to a content request.
+pub(crate) struct Download {
+    /// The body, positioned at the requested offset.
+    pub(crate) body: Body,
+    /// The offset the body starts at: the requested one for a 206, 0 for a 200.
+    pub(crate) offset: u64,
+    /// Whether the server answered the range (206), rather than the whole file (200).
+    pub(crate) partial: bool,
+}
+
+/// Where a file's bytes are once the Hub's redirect is followed (the CDN URL). The requests for
+/// one file share it, so that every chunk after the first goes straight to the CDN; an expired
+/// URL is forgotten and the Hub asked again.
+#[derive(Debug, Default)]
+pub(crate) struct CdnUrl(Mutex<Option<String>>);
+
+impl CdnUrl {
+    fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, url: Option<String>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = url;
+    }
+}
+
+/// Bytes `start..end` of a file (`end` exclusive; `None` for the rest of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ByteRange {
+    /// First byte.
+    pub(crate) start: u64,
+    /// One past the last byte, or the end of the file.
+    pub(crate) end: Option<u64>,
+}
+
+impl ByteRange {
+    /// The whole file from `start` on.
+    pub(crate) fn from(start: u64) -> ByteRange {
+        ByteRange { start, end: None }
+    }
+
+    /// The `Range` header value, if this is not simply the whole file.
+    fn header(self) -> Option<String> {
+        match self.end {
+            Some(end) => Some(format!("bytes={}-{}", self.start, end.saturating_sub(1))),
+            None if self.start > 0 => Some(format!("bytes={}-", self.start)),
+            None => None,
+        }
+    }
+}
+
+impl Hub {
+    /// A client for the configured endpoint.
+    pub(crate) fn new(config: HubConfig) -> Hub {
+        Hub {
+            transport: Transport::new(config),
+        }
+    }
+
+    /// The endpoint, for messages.
+    pub(crate) fn endpoint(&self) -> &str {
+        self.transport.endpoint()
+    }
+
+    /// The wait before retry number `attempt` (from 0).
+    pub(crate) fn retry_delay(&self, attempt: u32) -> std::time::Duration {
+        self.transport.retry_delay(attempt)
+    }
+
+    /// Resolves a ref (branch, tag, `refs/pr/N`) to its commit: one request.
+    pub(crate) fn resolve_revision(
+        &self,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<CommitId, HubError> {
+        self.revision(repo, reference)
+            .map_err(|error| self.transport.redact(error))
+    }
+
+    fn revision(&self, repo: &Repo, reference: &str) -> Result<CommitId, HubError> {
+        let url = format!(
+            "{}/api/{}/{}/revision/{}",
+            self.endpoint(),
+            repo.repo_type.plural(),
+            repo.id,
+            utf8_percent_encode(reference, QUOTE_ALL)
+        );
+        let what = format!("resolving `{reference}` of `{}`", repo.id);
+        #[derive(Deserialize)]
+        struct RevisionInfo {
+            sha: String,
+        }
+        let (response, _) = self
+            .transport
+            .get_ok(&url, None, &what, repo, Some(reference))?;
+        let info: RevisionInfo = read_json(response, &url, &what)?;
+        CommitId::parse(&info.sha).ok_or_else(|| HubError::InvalidResponse {
+            what,
+            url,
+            message: format!(
+                "`sha` is not a 40-hex commit: `{}`",
+                shown(&info.sha, MAX_SHOWN_CHARS)
+            ),
+        })
+    }
+
+    /// Lists every file of a commit, following the pagination.
+    pub(crate) fn list_files(
+        &self,
+        repo: &Repo,
+        commit: &CommitId,
+    ) -> Result<Vec<RepoFile>, HubError> {
+        self.tree(repo, commit)
+            .map_err(|error| self.transport.redact(error))
+    }
+
+    fn tree(&self, repo: &Repo, commit: &CommitId) -> Result<Vec<RepoFile>, HubError> {
+        let what = format!("listing the files of `{}` at {commit}", repo.id);
+        let mut url = format!(
+            "{}/api/{}/{}/tree/{commit}?recursive=true&expand=false",
+            self.endpoint(),
+            repo.repo_type.plural(),
+            repo.id,
+        );
+        let mut files = Vec::new();
+        loop {
+            let (response, _) =
+                self.transport
+                    .get_ok(&url, None, &what, repo, Some(commit.as_str()))?;
+            let next = next_page(&response);
+            let page = read_text(response, &url, &what)?;
+            files.extend(
+                parse_tree_page(&page).map_err(|message| HubError::InvalidResponse {
+                    what: what.clone(),
+                    url: strip_query(&url).to_owned(),
+                    message,
+                })?,
+            );
+            match next {
+                // The next page must stay on the endpoint: it is sent the token.
+                Some(next) if origin_of(&next) == self.transport.origin => url = next,
+                Some(next) => {
+                    return Err(HubError::InvalidResponse {
+                        what,
+                        url: strip_query(&url).to_owned(),
+                        message: format!(
+                            "the next page is on another origin, {}: refused, since the token would go there",
+                            shown(&origin_of(&next), MAX_SHOWN_CHARS)
+                        ),
+                    });
+                }
+                None => return Ok(files),
+            }
+        }
+    }
+
+    /// Starts downloading bytes of a file. Retries what may pass; follows the redirect to the
+    /// CDN without the token, and remembers where it led in `cdn`.
+    pub(crate) fn download(
+        &self,
+        repo: &Repo,
+        commit: &CommitId,
+        path: &str,
+        range: ByteRange,
+        cdn: &CdnUrl,
+    ) -> Result<Download, HubError> {
+        self.start_download(repo, commit, path, range, cdn)
+            .map_err(|error| self.transport.redact(error))
+    }
+
+    fn start_download(
+        &self,
+        repo: &Repo,
+        commit: &CommitId,
+        path: &str,
+        range: ByteRange,
+        cdn: &CdnUrl,
+    ) -> Result<Download, HubError> {
+        let what = format!("downloading `{path}` of `{}`", repo.id);
+        let revision = Some(commit.as_str());
+        let response = match cdn.get() {
+            Some(url) => match self.transport.get_ok(&url, range, &what, repo, revision) {
+                Ok((response, _)) => Some(response),
+                Err(HubError::ExpiredLocation { .. }) => {
+                    cdn.set(None);
+                    None
+                }
+                Err(error) => return Err(error),
+            },
+            None => None,
+        };
+        let response = match response {
+            Some(response) => response,
+            None => {
+                let url = format!(
+                    "{}/{}{}/resolve/{commit}/{}",
+                    self.endpoint(),
+                    repo.repo_type.url_prefix(),
+                    repo.id,
+                    utf8_percent_encode(path, QUOTE_PATH)
+                );
+                let (response, final_url) =
+                    self.transport.get_ok(&url, range, &what, repo, revision)?;
+                if origin_of(&final_url) != self.transport.origin {
+                    cdn.set(Some(final_url));
+                }
+                response
+            }
+        };
+        let partial = response.status().as_u16() == 206;
+        let offset = if partial {
+            content_range_start(&response)
+                .filter(|start| *start == range.start)
+                .ok_or_else(|| HubError::InvalidResponse {
+                    what: what.clone(),
+                    url: String::from("the download URL"),
+                    message: format!("a 206 answer that does not start at byte {}", range.start),
+                })?
+        } else {
+            0
+        };
+        Ok(Download {
+            body: response.into_body(),
+            offset,
+            partial,
+        })
+    }
+}

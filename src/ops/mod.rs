@@ -1,0 +1,114 @@
+//! The commands, one module each: an options struct, a function, and a report. The command line
+//! only parses arguments into these options, calls one function and prints its report; a
+//! library user calls the same functions.
+//!
+//! Every operation starts from [`Options`]: where the project is, which cache, how to reach
+//! the Hub, and the environment to read as the reference client reads it.
+
+mod add;
+mod lock;
+mod remove;
+mod status;
+mod sync;
+mod verify;
+
+use camino::Utf8PathBuf;
+
+pub use add::{AddOptions, AddReport, add};
+pub use lock::{LockReport, lock};
+pub use remove::{RemoveOptions, remove};
+pub use status::{ModelStatus, path, status};
+pub use sync::{plan, sync};
+pub use verify::{Problem, ProblemKind, VerifyReport, verify};
+
+use crate::cache::Cache;
+use crate::env::Env;
+use crate::error::Error;
+use crate::hub::HubConfig;
+use crate::lock::Lock;
+use crate::manifest::Model;
+use crate::project::{Project, ProjectSpec};
+use crate::repo::CommitId;
+use crate::sync::{LockMode, Settings, TransferOptions};
+
+/// What every operation needs: which project, which cache, how to reach the Hub.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Where the models are declared.
+    pub project: ProjectSpec,
+    /// The HF hub cache; `None` for the one the environment names (as the reference client).
+    pub cache_dir: Option<Utf8PathBuf>,
+    /// Use no network at all (also when the environment says `HF_HUB_OFFLINE=1`).
+    pub offline: bool,
+    /// How files are downloaded.
+    pub transfer: TransferOptions,
+    /// Where environment variables come from.
+    pub env: Env,
+}
+
+impl Options {
+    fn cache(&self) -> Cache {
+        match &self.cache_dir {
+            Some(dir) => Cache::new(dir.clone()),
+            None => Cache::new(self.env.hub_cache()),
+        }
+    }
+
+    fn offline(&self) -> bool {
+        self.offline || self.env.offline()
+    }
+
+    /// The engine's settings for this project.
+    fn settings(&self, project: Project, mode: LockMode) -> Result<Settings, Error> {
+        Ok(Settings {
+            lock: project.load_lock()?,
+            manifest: project.manifest,
+            lock_path: project.lock_path,
+            cache: self.cache(),
+            hub: HubConfig::from_env(&self.env),
+            mode,
+            offline: self.offline(),
+            transfer: self.transfer,
+            selection: project.selection,
+        })
+    }
+
+    /// Finds the project and makes the engine's settings for it.
+    fn find(&self, mode: LockMode) -> Result<Settings, Error> {
+        self.settings(self.project.find()?, mode)
+    }
+}
+
+/// One model with what the lock and the cache know of it, without the network.
+struct Local<'a> {
+    model: &'a Model,
+    /// The commit the lock pins.
+    locked: Option<CommitId>,
+    /// The commit the cache's `refs/<ref>` points at (as of the last sync).
+    cached: Option<CommitId>,
+}
+
+impl Local<'_> {
+    /// The commit to look at: the locked one, else the cached one.
+    fn revision(&self) -> Option<&CommitId> {
+        self.locked.as_ref().or(self.cached.as_ref())
+    }
+}
+
+/// Each model of the manifest with the commits the lock and the cache's refs give it.
+fn locals<'a>(settings: &'a Settings, lock: Option<&Lock>) -> Vec<Local<'a>> {
+    settings
+        .manifest
+        .models
+        .iter()
+        .map(|model| Local {
+            model,
+            locked: lock
+                .and_then(|lock| lock.find(&model.repo, &model.reference))
+                .map(|entry| entry.revision.clone()),
+            cached: model
+                .pinned_commit()
+                .or_else(|| settings.cache.read_ref(&model.repo, &model.reference)),
+        })
+        .collect()
+}
