@@ -166,6 +166,12 @@ impl FileInfo {
         &self.content
     }
 
+    /// The Xet hash the Hub lists for this file with [`Options::xet`](crate::Options::xet): for
+    /// LFS files only.
+    pub fn xet_hash(&self) -> Option<String> {
+        self.lfs_sha256.as_deref().map(xet_hash)
+    }
+
     /// Size of the LFS pointer text (the Hub's `pointerSize`).
     pub fn pointer_size(&self) -> Option<u64> {
         let sha = self.lfs_sha256.as_deref()?;
@@ -495,6 +501,14 @@ pub fn git_blob_sha1(content: &str) -> String {
 /// Hex sha256 of some bytes (what LFS oids and `X-Linked-Etag` carry).
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
+}
+
+/// The test hub's stand-in for the Xet hash of a file whose content has this sha256: 64 lowercase
+/// hex, deterministic per content and different from the sha256. (The real one is a Merkle hash
+/// over the content's chunks; clients without Xet only carry it along, so any such value will
+/// do.)
+pub fn xet_hash(sha256: &str) -> String {
+    sha256_hex(format!("xet-hash:{sha256}").as_bytes())
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

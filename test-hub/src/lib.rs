@@ -5,6 +5,7 @@
 //! `resolve` URLs) and a CDN that LFS files redirect to, as huggingface_hub 2.4.0 expects.
 //! Every request is logged for assertions.
 
+mod edge;
 mod faults;
 mod fixtures;
 mod http;
@@ -13,6 +14,6 @@ mod server;
 pub use faults::{Fault, FaultKind};
 pub use fixtures::{
     CommitInfo, FileInfo, Hub, LoadOptions, RepoInfo, TreeEntry, generate_bytes, git_blob_sha1,
-    lfs_pointer, sha256_hex,
+    lfs_pointer, sha256_hex, xet_hash,
 };
-pub use server::{LoggedRequest, Options, Origin, TestHub};
+pub use server::{LoggedRequest, Options, Origin, RequestCounts, TestHub};

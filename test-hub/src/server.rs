@@ -13,8 +13,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha1::{Digest, Sha1};
 
+use crate::edge::{RateLimiter, Signer};
 use crate::faults::{self, Fault, FaultKind};
-use crate::fixtures::{Content, Hub, LoadOptions, RepoInfo, hex};
+use crate::fixtures::{Content, Hub, LoadOptions, RepoInfo, hex, xet_hash};
 use crate::http::{Framing, Listener, Request, Response};
 
 /// How the test hub behaves. Build with struct update syntax: `Options { page_size: 5, ..Default::default() }`.
@@ -42,6 +43,33 @@ pub struct Options {
     /// Answer any request with an unknown token `401 Invalid credentials in Authorization header`,
     /// as the real Hub does. Off by default: unknown tokens then count as no token.
     pub reject_invalid_tokens: bool,
+
+    // Today's Hub (hf-protocol.md 1.10): LFS files live in Xet and reach a client with Xet off
+    // through the bridge. Each switch is off by default.
+    /// Xet metadata: every LFS file is listed with a `xetHash` (see [`xet_hash`](crate::xet_hash))
+    /// and its resolve answers carry `X-Xet-Hash` and `Link: <…/xet-read-token/<commit>>;
+    /// rel="xet-auth"`. The Xet storage itself is not served: clients must run with Xet off.
+    pub xet: bool,
+    /// Sign each CDN URL minted by a resolve for that request's exact `Range` header (none: the
+    /// whole file) and until [`signed_url_ttl`](Options::signed_url_ttl) from now. The CDN
+    /// answers `403` to a request with another `Range`, after the expiry, or with an altered
+    /// query.
+    pub sign_ranges: bool,
+    /// How long a signed CDN URL stays valid (about an hour on the Hub). Zero mints URLs that
+    /// have already expired.
+    pub signed_url_ttl: Duration,
+    /// The CDN answers `400` (`<h1>400</h1>`, as the bridge does for files it cannot serve
+    /// whole) to a `GET` without a usable `Range` for a file larger than this. Ranged requests
+    /// and `HEAD` still work.
+    pub max_unranged_bytes: Option<u64>,
+    /// `(quota, window)`: resolve requests (`HEAD`/`GET` on the Hub origin with a `/resolve/`
+    /// segment) are counted in fixed windows; beyond `quota` in a window each gets `429` until
+    /// the window ends. Every resolve answer carries `RateLimit` and `RateLimit-Policy`. A
+    /// window opens with the first resolve after the previous one closed.
+    pub resolve_rate_limit: Option<(u64, Duration)>,
+    /// With `resolve_rate_limit`, also send `Retry-After` (the same seconds as `RateLimit`'s
+    /// `t`) on a 429. The Hub often sends none.
+    pub rate_limit_retry_after: bool,
 }
 
 impl Default for Options {
@@ -57,6 +85,12 @@ impl Default for Options {
             data_dir: None,
             file_sizes: BTreeMap::new(),
             reject_invalid_tokens: false,
+            xet: false,
+            sign_ranges: false,
+            signed_url_ttl: Duration::from_secs(3600),
+            max_unranged_bytes: None,
+            resolve_rate_limit: None,
+            rate_limit_retry_after: false,
         }
     }
 }
@@ -84,6 +118,9 @@ pub struct LoggedRequest {
     pub url: String,
     /// All headers, names lowercased, in arrival order.
     pub headers: Vec<(String, String)>,
+    /// The status it was answered with; `None` while the answer is being made, or when the
+    /// connection was closed without one.
+    pub status: Option<u16>,
 }
 
 impl LoggedRequest {
@@ -99,6 +136,23 @@ impl LoggedRequest {
     pub fn path(&self) -> &str {
         self.url.split('?').next().unwrap_or_default()
     }
+
+    /// A resolve request: on the Hub origin, with a `/resolve/` segment (what the Hub's
+    /// "resolvers" rate limit counts).
+    pub fn is_resolve(&self) -> bool {
+        self.origin == Origin::Hub && self.path().contains("/resolve/")
+    }
+}
+
+/// What a client cost the hub, from the request log (see [`TestHub::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Resolve requests ([`LoggedRequest::is_resolve`]), whatever their answer.
+    pub resolves: usize,
+    /// CDN requests answered `403` (a signed URL used for another range, or expired).
+    pub refused: usize,
+    /// Requests answered `429`.
+    pub rate_limited: usize,
 }
 
 /// A running test hub; dropping it stops both listeners.
@@ -113,8 +167,41 @@ struct State {
     options: Options,
     endpoint: String,
     cdn_origin: String,
-    log: Mutex<Vec<LoggedRequest>>,
+    log: Mutex<Log>,
     faults: Mutex<Vec<Fault>>,
+    signer: Option<Signer>,
+    limiter: Option<RateLimiter>,
+}
+
+/// The request log. A request is logged when it arrives and gets its status once answered:
+/// it is found again by its number, which clearing the log does not reuse.
+#[derive(Default)]
+struct Log {
+    entries: Vec<LoggedRequest>,
+    /// How many requests were logged before `entries[0]`.
+    cleared: usize,
+}
+
+impl Log {
+    /// Logs a request; returns its number.
+    fn push(&mut self, request: LoggedRequest) -> usize {
+        self.entries.push(request);
+        self.cleared + self.entries.len() - 1
+    }
+
+    fn set_status(&mut self, number: usize, status: Option<u16>) {
+        if let Some(entry) = number
+            .checked_sub(self.cleared)
+            .and_then(|i| self.entries.get_mut(i))
+        {
+            entry.status = status;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.cleared += self.entries.len();
+        self.entries.clear();
+    }
 }
 
 impl TestHub {
@@ -134,8 +221,14 @@ impl TestHub {
             hub,
             endpoint: format!("http://{}", hub_socket.local_addr()?),
             cdn_origin: format!("http://{}", cdn_socket.local_addr()?),
+            signer: options
+                .sign_ranges
+                .then(|| Signer::new(options.signed_url_ttl)),
+            limiter: options.resolve_rate_limit.map(|(quota, window)| {
+                RateLimiter::new(quota, window, options.rate_limit_retry_after)
+            }),
             options,
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(Log::default()),
             faults: Mutex::new(Vec::new()),
         });
         let serve = |socket, origin| {
@@ -164,7 +257,19 @@ impl TestHub {
 
     /// A snapshot of every request so far, in arrival order.
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.state.log().clone()
+        self.state.log().entries.clone()
+    }
+
+    /// Resolves, refused CDN requests and 429s in the request log.
+    pub fn counts(&self) -> RequestCounts {
+        let log = self.state.log();
+        let count =
+            |keep: &dyn Fn(&LoggedRequest) -> bool| log.entries.iter().filter(|r| keep(r)).count();
+        RequestCounts {
+            resolves: count(&|r| r.is_resolve()),
+            refused: count(&|r| r.origin == Origin::Cdn && r.status == Some(403)),
+            rate_limited: count(&|r| r.status == Some(429)),
+        }
     }
 
     /// Makes the next matching requests fail as the fault says (see [`Fault`]).
@@ -207,32 +312,46 @@ impl TestHub {
 }
 
 impl State {
-    fn log(&self) -> std::sync::MutexGuard<'_, Vec<LoggedRequest>> {
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
         // A panicking test thread must not hide the log from the others.
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 fn handle(request: Request, state: &State, origin: Origin) -> Response {
-    let mut logged = LoggedRequest {
+    let logged = LoggedRequest {
         origin,
         peer: request.peer,
         method: request.method,
         url: request.url,
         headers: request.headers,
+        status: None,
     };
     if origin == Origin::Hub && logged.path() == "/_test/requests" {
         return into_response(test_requests(state, &logged), None);
     }
-    state.log().push(logged.clone());
+    let number = state.log().push(logged.clone());
     if !state.options.latency.is_zero() {
         thread::sleep(state.options.latency);
     }
+    let response = answer(state, origin, logged);
+    let status = (response.framing != Framing::Hangup).then_some(response.status);
+    state.log().set_status(number, status);
+    response
+}
+
+/// The answer to a logged request: the edge's (rate limit, signed URLs) if it refuses the
+/// request, else the injected fault's or the origin's.
+fn answer(state: &State, origin: Origin, mut logged: LoggedRequest) -> Response {
+    let edge_headers = match edge(state, origin, &logged) {
+        Ok(headers) => headers,
+        Err(refusal) => return into_response(refusal, state.options.bandwidth),
+    };
     let fault = faults::take(
         &mut state.faults.lock().unwrap_or_else(PoisonError::into_inner),
         logged.path(),
     );
-    let reply = match &fault {
+    let mut reply = match &fault {
         Some(FaultKind::Status {
             status,
             retry_after,
@@ -281,10 +400,69 @@ fn handle(request: Request, state: &State, origin: Origin) -> Response {
             }
         }
     };
+    reply.headers.extend(edge_headers);
     let response = into_response(reply, state.options.bandwidth);
     match &fault {
         Some(kind) => faults::alter(kind, response),
         None => response,
+    }
+}
+
+/// What the edge in front of the origins says about a request: `Err` with its refusal, or `Ok`
+/// with the headers it adds to the answer.
+fn edge(
+    state: &State,
+    origin: Origin,
+    request: &LoggedRequest,
+) -> Result<Vec<(String, String)>, Reply> {
+    match origin {
+        Origin::Hub => {
+            let Some(limiter) = state.limiter.as_ref().filter(|_| request.is_resolve()) else {
+                return Ok(Vec::new());
+            };
+            let admission = limiter.admit(Instant::now());
+            if !admission.refused {
+                return Ok(admission.headers);
+            }
+            let message =
+                "You have exceeded the rate limit for resolvers; wait for the window to reset.";
+            let mut reply = Reply::json(429, &json!({ "error": message }));
+            reply.headers.extend(admission.headers);
+            Err(reply)
+        }
+        Origin::Cdn => {
+            let range = request.header("range");
+            if let Some(signer) = &state.signer
+                && let Err(message) = signer.check(&request.url, range, SystemTime::now())
+            {
+                // As S3 words it. The message may quote the request's Range: escaped.
+                let message = message
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;");
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+                );
+                return Err(Reply::new(403, body).header("Content-Type", "application/xml"));
+            }
+            let content = request
+                .path()
+                .strip_prefix("/blobs/")
+                .and_then(|b| state.hub.blob(b));
+            if let (Some(limit), Some(content), "GET") = (
+                state.options.max_unranged_bytes,
+                content,
+                request.method.as_str(),
+            ) {
+                let whole = range.and_then(|r| parse_range(r, content.len())).is_none();
+                if whole && content.len() > limit {
+                    // What the bridge answers (a bare HTML page) to a request for a file it
+                    // cannot serve in one piece.
+                    return Err(Reply::new(400, "<h1>400</h1>").header("Content-Type", "text/html"));
+                }
+            }
+            Ok(Vec::new())
+        }
     }
 }
 
@@ -414,7 +592,7 @@ impl Read for Throttled {
 
 fn test_requests(state: &State, request: &LoggedRequest) -> Reply {
     match request.method.as_str() {
-        "GET" => Reply::json(200, &json!(*state.log())),
+        "GET" => Reply::json(200, &json!(state.log().entries)),
         "DELETE" => {
             state.log().clear();
             Reply::new(204, "")
@@ -643,6 +821,9 @@ fn tree(state: &State, request: &LoggedRequest, repo: &RepoInfo, rev: &str, sub:
                         "size": file.size,
                         "pointerSize": file.pointer_size(),
                     });
+                    if state.options.xet {
+                        value["xetHash"] = json!(xet_hash(sha256));
+                    }
                 }
                 value
             }
@@ -700,18 +881,35 @@ fn resolve(
             .header("X-Repo-Commit", &commit.sha);
         return reply;
     };
-    let expires = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-        + 3600;
-    let location = format!("{}/blobs/{sha256}?expires={expires}", state.cdn_origin);
-    Reply::new(302, format!("Found. Redirecting to {location}"))
+    let blob = format!("/blobs/{sha256}");
+    let query = match &state.signer {
+        Some(signer) => signer.sign(&blob, request.header("range"), SystemTime::now()),
+        None => {
+            let expires = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                + 3600;
+            format!("expires={expires}")
+        }
+    };
+    let location = format!("{}{blob}?{query}", state.cdn_origin);
+    let reply = Reply::new(302, format!("Found. Redirecting to {location}"))
         .header("Content-Type", "text/plain; charset=utf-8")
         .header("Location", location)
         .header("ETag", format!("\"{}\"", file.oid))
         .header("X-Linked-Etag", format!("\"{sha256}\""))
         .header("X-Linked-Size", file.size.to_string())
-        .header("X-Repo-Commit", &commit.sha)
+        .header("X-Repo-Commit", &commit.sha);
+    if !state.options.xet {
+        return reply;
+    }
+    let token_url = format!(
+        "{}/api/{}s/{}/xet-read-token/{}",
+        state.endpoint, repo.repo_type, repo.id, commit.sha
+    );
+    reply
+        .header("X-Xet-Hash", xet_hash(sha256))
+        .header("Link", format!("<{token_url}>; rel=\"xet-auth\""))
 }
 
 fn cdn_route(state: &State, request: &LoggedRequest) -> Reply {
@@ -784,7 +982,7 @@ fn parse_range(header: &str, len: u64) -> Option<Option<(u64, u64)>> {
     Some(Some((first, last.min(len - 1) + 1)))
 }
 
-fn query_params(url: &str) -> Vec<(String, String)> {
+pub(crate) fn query_params(url: &str) -> Vec<(String, String)> {
     let Some((_, query)) = url.split_once('?') else {
         return Vec::new();
     };

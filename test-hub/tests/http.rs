@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use test_hub::{Options, Origin, TestHub, git_blob_sha1, lfs_pointer, sha256_hex};
+use test_hub::{
+    Fault, FaultKind, Options, Origin, TestHub, git_blob_sha1, lfs_pointer, sha256_hex, xet_hash,
+};
 use ureq::Agent;
 use ureq::http::Response;
 
@@ -551,13 +553,31 @@ fn requests_are_logged_on_both_origins() {
     assert_eq!(log[1].url, "/acme/tiny/resolve/main/onnx/model.onnx");
     assert_eq!(log[2].origin, Origin::Cdn);
     assert!(log[2].url.starts_with("/blobs/"));
+    let statuses: Vec<_> = log.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(200), Some(302), Some(200)]);
+    assert!(!log[0].is_resolve() && log[1].is_resolve() && !log[2].is_resolve());
+    let counts = hub.counts();
+    assert_eq!(
+        (counts.resolves, counts.refused, counts.rate_limited),
+        (1, 0, 0)
+    );
 
     // Scripts read the log over HTTP; reading it is not logged itself.
     let json = get(&format!("{e}/_test/requests")).json();
     assert_eq!(json.as_array().unwrap().len(), 3);
     assert_eq!(json[2]["origin"], "cdn");
+    assert_eq!(json[1]["status"], 302);
     hub.clear_requests();
     assert!(hub.requests().is_empty());
+
+    // A connection closed without an answer has no status; clearing the log in between does
+    // not confuse the statuses of later requests.
+    hub.inject(Fault::new("config.json", FaultKind::Hangup, 1));
+    let url = format!("{e}/acme/tiny/resolve/main/config.json");
+    assert!(agent().get(&url).call().is_err());
+    assert_eq!(get(&url).status, 200);
+    let statuses: Vec<_> = hub.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [None, Some(200)]);
 }
 
 #[test]
@@ -583,4 +603,360 @@ fn latency_and_bandwidth_slow_responses_down() {
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_millis(700), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+// Today's Hub (hf-protocol.md 1.10), one switch at a time.
+
+/// The tree entries of acme/tiny at `rev`, by path.
+fn tiny_tree(hub: &TestHub, rev: &str) -> Vec<Value> {
+    let url = format!(
+        "{}/api/models/acme/tiny/tree/{rev}?recursive=true&expand=false",
+        hub.endpoint()
+    );
+    get(&url).json().as_array().unwrap().clone()
+}
+
+#[test]
+fn xet_metadata_is_listed_and_sent_with_resolves() {
+    let plain = start();
+    assert!(
+        tiny_tree(&plain, "main")
+            .iter()
+            .all(|e| e.get("xetHash").is_none())
+    );
+    let url = format!(
+        "{}/acme/tiny/resolve/main/model.safetensors",
+        plain.endpoint()
+    );
+    let head = request("HEAD", &url, &[]);
+    assert_eq!(head.header("x-xet-hash"), None);
+    assert_eq!(head.header("link"), None);
+
+    let hub = TestHub::start(Options {
+        xet: true,
+        ..Options::default()
+    })
+    .unwrap();
+    let e = hub.endpoint();
+    let main = hub.commit_sha("model", "acme/tiny", "main").unwrap();
+    let entries = tiny_tree(&hub, "main");
+    let mut hashes = Vec::new();
+    for entry in entries.iter().filter(|e| e["type"] == "file") {
+        let Some(sha256) = entry["lfs"]["oid"].as_str() else {
+            assert!(entry.get("xetHash").is_none(), "{entry}");
+            continue;
+        };
+        let hash = entry["xetHash"].as_str().unwrap();
+        assert_eq!(hash.len(), 64);
+        assert!(
+            hash.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_ne!(hash, sha256);
+        assert_eq!(hash, xet_hash(sha256));
+        hashes.push(hash.to_string());
+    }
+    // model.safetensors and onnx/model.onnx: two contents, two hashes.
+    assert_eq!(hashes.len(), 2);
+    assert_ne!(hashes[0], hashes[1]);
+    // The same content has the same hash in another commit.
+    let old = tiny_tree(&hub, "v1.0");
+    let old_model = old
+        .iter()
+        .find(|e| e["path"] == "model.safetensors")
+        .unwrap();
+    let model = entries
+        .iter()
+        .find(|e| e["path"] == "model.safetensors")
+        .unwrap();
+    assert_eq!(old_model["xetHash"], model["xetHash"]);
+
+    let url = format!("{e}/acme/tiny/resolve/main/model.safetensors");
+    let token_link = format!("<{e}/api/models/acme/tiny/xet-read-token/{main}>; rel=\"xet-auth\"");
+    for method in ["HEAD", "GET"] {
+        let reply = request(method, &url, &[]);
+        assert_eq!(reply.status, 302, "{method}");
+        assert_eq!(
+            reply.header("x-xet-hash"),
+            model["xetHash"].as_str(),
+            "{method}"
+        );
+        assert_eq!(reply.header("link"), Some(token_link.as_str()), "{method}");
+        assert_eq!(reply.header("x-linked-size"), Some("200000"), "{method}");
+    }
+    // A ranged resolve is answered alike; the CDN's answer carries no Xet headers.
+    let ranged = request("GET", &url, &[("Range", "bytes=0-9")]);
+    assert_eq!(ranged.header("x-xet-hash"), model["xetHash"].as_str());
+    let blob = request("GET", ranged.header("location").unwrap(), &[]);
+    assert_eq!(blob.status, 200);
+    assert_eq!(blob.header("x-xet-hash"), None);
+
+    // Files outside LFS are not in Xet.
+    let config = request(
+        "HEAD",
+        &format!("{e}/acme/tiny/resolve/main/config.json"),
+        &[],
+    );
+    assert_eq!(config.status, 200);
+    assert_eq!(config.header("x-xet-hash"), None);
+    assert_eq!(config.header("link"), None);
+
+    // Other repo types name theirs in the token route.
+    let dataset = request(
+        "HEAD",
+        &format!("{e}/datasets/acme/data/resolve/main/data/train-00000-of-00001.parquet"),
+        &[],
+    );
+    let commit = hub.commit_sha("dataset", "acme/data", "main").unwrap();
+    let link = dataset.header("link").unwrap();
+    assert_eq!(
+        link,
+        format!("<{e}/api/datasets/acme/data/xet-read-token/{commit}>; rel=\"xet-auth\"")
+    );
+}
+
+/// The `Location` of a resolve of acme/tiny's model.safetensors, with these request headers.
+fn cdn_url(hub: &TestHub, headers: &[(&str, &str)]) -> String {
+    let url = format!(
+        "{}/acme/tiny/resolve/main/model.safetensors",
+        hub.endpoint()
+    );
+    let reply = request("GET", &url, headers);
+    assert_eq!(reply.status, 302);
+    reply.header("location").unwrap().to_string()
+}
+
+#[test]
+fn signed_cdn_urls_hold_for_one_range_until_they_expire() {
+    let hub = TestHub::start(Options {
+        sign_ranges: true,
+        ..Options::default()
+    })
+    .unwrap();
+    let content = test_hub::generate_bytes(1, 200_000);
+
+    // A URL minted without Range serves the whole file, and nothing else.
+    let whole = cdn_url(&hub, &[]);
+    assert!(whole.starts_with(&hub.cdn_origin()), "{whole}");
+    assert!(
+        whole.contains("expires=") && whole.contains("signature="),
+        "{whole}"
+    );
+    let full = get(&whole);
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body, content);
+    assert_eq!(request("HEAD", &whole, &[]).status, 200);
+    let refused = request("GET", &whole, &[("Range", "bytes=0-99")]);
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.header("content-type"), Some("application/xml"));
+    assert!(
+        refused.text().contains("<Code>AccessDenied</Code>"),
+        "{}",
+        refused.text()
+    );
+    assert!(
+        refused
+            .text()
+            .contains("This URL is signed for no Range; the request has Range: bytes=0-99"),
+        "{}",
+        refused.text()
+    );
+
+    // A URL minted for a Range serves that range only.
+    let ranged = cdn_url(&hub, &[("Range", "bytes=100-199")]);
+    assert_ne!(ranged, whole);
+    let part = request("GET", &ranged, &[("Range", "bytes=100-199")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(part.body, content[100..200]);
+    for other in ["bytes=100-", "bytes=0-199", "bytes=200-299"] {
+        let reply = request("GET", &ranged, &[("Range", other)]);
+        assert_eq!(reply.status, 403, "{other}");
+        let message = format!("signed for Range: bytes=100-199; the request has Range: {other}");
+        assert!(reply.text().contains(&message), "{}", reply.text());
+    }
+    assert_eq!(get(&ranged).status, 403);
+
+    // The query cannot be edited into another range or a later expiry, nor dropped.
+    let unsigned = whole.split('?').next().unwrap().to_string();
+    let widened = ranged.replace("bytes%3D100-199", "bytes%3D0-");
+    let expires = whole
+        .split("expires=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    let later = whole.replace(
+        expires,
+        &(expires.parse::<u64>().unwrap() + 3600).to_string(),
+    );
+    for (forged, range) in [
+        (&unsigned, None),
+        (&widened, Some("bytes=0-")),
+        (&later, None),
+    ] {
+        let headers: Vec<_> = range.iter().map(|r| ("Range", *r)).collect();
+        let reply = request("GET", forged, &headers);
+        assert_eq!(reply.status, 403, "{forged}");
+    }
+    assert!(request("GET", &later, &[]).text().contains("signature"));
+
+    let counts = hub.counts();
+    assert_eq!(counts.resolves, 2);
+    assert_eq!(counts.refused, 9);
+    assert_eq!(counts.rate_limited, 0);
+
+    // Expired URLs are refused: a hub whose URLs live zero seconds.
+    let stillborn = TestHub::start(Options {
+        sign_ranges: true,
+        signed_url_ttl: Duration::ZERO,
+        ..Options::default()
+    })
+    .unwrap();
+    let expired = get(&cdn_url(&stillborn, &[]));
+    assert_eq!(expired.status, 403);
+    assert!(
+        expired.text().contains("Request has expired"),
+        "{}",
+        expired.text()
+    );
+    // A URL from another hub (another secret) is refused too.
+    let foreign = whole.replace(&hub.cdn_origin(), &stillborn.cdn_origin());
+    assert_eq!(get(&foreign).status, 403);
+}
+
+#[test]
+fn files_above_the_unranged_limit_need_a_range() {
+    let hub = TestHub::start(Options {
+        max_unranged_bytes: Some(100_000),
+        ..Options::default()
+    })
+    .unwrap();
+    let content = test_hub::generate_bytes(1, 200_000);
+    let location = cdn_url(&hub, &[]);
+    let refused = get(&location);
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.header("content-type"), Some("text/html"));
+    assert_eq!(refused.text(), "<h1>400</h1>");
+    // A Range the CDN cannot use counts as none.
+    assert_eq!(
+        request("GET", &location, &[("Range", "items=0-9")]).status,
+        400
+    );
+
+    let head = request("HEAD", &location, &[]);
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("200000"));
+    for (range, expected) in [
+        ("bytes=0-", &content[..]),
+        ("bytes=150000-199999", &content[150_000..]),
+    ] {
+        let part = request("GET", &location, &[("Range", range)]);
+        assert_eq!(part.status, 206, "{range}");
+        assert_eq!(part.body, expected, "{range}");
+    }
+
+    // Smaller files are served whole, and files outside LFS never meet the limit.
+    let e = hub.endpoint();
+    let small = get(&format!("{e}/acme/tiny/resolve/main/onnx/model.onnx"));
+    assert_eq!(get(small.header("location").unwrap()).body.len(), 30_000);
+    let readme = get(&format!("{e}/acme/tiny/resolve/main/README.md"));
+    assert_eq!(readme.status, 200);
+}
+
+#[test]
+fn resolves_are_rate_limited_in_fixed_windows() {
+    let hub = TestHub::start(Options {
+        resolve_rate_limit: Some((3, Duration::from_secs(60))),
+        ..Options::default()
+    })
+    .unwrap();
+    let e = hub.endpoint();
+    let policy = Some("\"fixed window\";\"resolvers\";q=3;w=60");
+    let model = format!("{e}/acme/tiny/resolve/main/model.safetensors");
+    let location = request("HEAD", &model, &[])
+        .header("location")
+        .unwrap()
+        .to_string();
+    let resolves = [
+        ("GET", format!("{e}/acme/tiny/resolve/main/config.json")),
+        ("HEAD", format!("{e}/old-org/tiny/resolve/main/sub/top.txt")),
+    ];
+    let mut remaining = Vec::new();
+    for (method, url) in &resolves {
+        let reply = request(method, url, &[]);
+        assert!(
+            matches!(reply.status, 200 | 307),
+            "{method} {url}: {}",
+            reply.status
+        );
+        assert_eq!(reply.header("ratelimit-policy"), policy);
+        remaining.push(
+            reply
+                .header("ratelimit")
+                .unwrap()
+                .split(";t=")
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(remaining, ["\"resolvers\";r=1", "\"resolvers\";r=0"]);
+
+    // The quota is spent: every resolve is refused until the window ends.
+    for (method, url) in [("HEAD", &model), ("GET", &model), ("HEAD", &resolves[0].1)] {
+        let reply = request(method, url, &[]);
+        assert_eq!(reply.status, 429, "{method} {url}");
+        let ratelimit = reply.header("ratelimit").unwrap();
+        let t: u64 = ratelimit
+            .strip_prefix("\"resolvers\";r=0;t=")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&t), "{ratelimit}");
+        assert_eq!(reply.header("ratelimit-policy"), policy);
+        assert_eq!(reply.header("retry-after"), None);
+        if method == "GET" {
+            assert!(
+                reply.json()["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rate limit")
+            );
+        }
+    }
+    // Only resolves count: the API and the CDN still answer, without rate-limit headers.
+    let api = get(&format!("{e}/api/models/acme/tiny/revision/main"));
+    assert_eq!(api.status, 200);
+    assert_eq!(api.header("ratelimit"), None);
+    assert_eq!(get(&location).status, 200);
+    let counts = hub.counts();
+    assert_eq!((counts.resolves, counts.rate_limited), (6, 3));
+}
+
+#[test]
+fn a_rate_limit_window_resets() {
+    let hub = TestHub::start(Options {
+        resolve_rate_limit: Some((1, Duration::from_secs(2))),
+        rate_limit_retry_after: true,
+        ..Options::default()
+    })
+    .unwrap();
+    let url = format!("{}/acme/tiny/resolve/main/config.json", hub.endpoint());
+    assert_eq!(get(&url).status, 200);
+    let refused = get(&url);
+    assert_eq!(refused.status, 429);
+    let ratelimit = refused.header("ratelimit").unwrap();
+    let t = ratelimit.strip_prefix("\"resolvers\";r=0;t=").unwrap();
+    assert!(t == "1" || t == "2", "{ratelimit}");
+    assert_eq!(refused.header("retry-after"), Some(t));
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        Some("\"fixed window\";\"resolvers\";q=1;w=2")
+    );
+    // `t` is rounded up: after it, a new window has opened.
+    std::thread::sleep(Duration::from_secs(t.parse().unwrap()));
+    let next = get(&url);
+    assert_eq!(next.status, 200);
+    assert_eq!(next.header("ratelimit"), Some("\"resolvers\";r=0;t=2"));
 }

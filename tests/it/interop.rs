@@ -7,8 +7,27 @@ use std::process::Command;
 
 use crate::support::{Env, Origin, python, tree};
 
-/// Runs the reference client (`python -c` or the `hf` CLI beside it) against the env's hub/cache.
-fn reference(env: &Env, python: &Path, program: &str, args: &[&str], offline: bool) -> String {
+/// Runs the reference client (`python -c` or the `hf` CLI beside it) against the env's hub/cache;
+/// returns its stdout once it succeeded.
+pub fn reference(env: &Env, python: &Path, program: &str, args: &[&str], offline: bool) -> String {
+    let mut cmd = reference_cmd(env, python, program, args);
+    if offline {
+        cmd.env("HF_HUB_OFFLINE", "1");
+    }
+    let output = cmd.output().expect("the reference client runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{} {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
+        cmd.get_program().display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// The reference client's command (`python` or a CLI beside it, such as `hf`) with Xet off, set
+/// up for the env's hub and cache.
+pub fn reference_cmd(env: &Env, python: &Path, program: &str, args: &[&str]) -> Command {
     let program = if program == "python" {
         python.to_path_buf()
     } else {
@@ -26,18 +45,7 @@ fn reference(env: &Env, python: &Path, program: &str, args: &[&str], offline: bo
         .env("HF_HUB_DISABLE_UPDATE_CHECK", "1")
         .env("HF_HUB_DISABLE_TELEMETRY", "1")
         .env("NO_COLOR", "1");
-    if offline {
-        cmd.env("HF_HUB_OFFLINE", "1");
-    }
-    let output = cmd.output().expect("the reference client runs");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{} {args:?} failed\nstdout:\n{stdout}\nstderr:\n{}",
-        program.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
+    cmd
 }
 
 const LOAD: &str = r#"

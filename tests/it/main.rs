@@ -17,3 +17,4 @@ mod lockfile;
 mod resume;
 mod support;
 mod sync;
+mod todays_hub;

@@ -1,0 +1,147 @@
+//! The reference client (huggingface_hub 2.4.0, `hf download` with Xet off) against the test
+//! hub behaving like today's Hub, one switch at a time (hf-protocol.md 1.10): it still
+//! downloads, and the cache it writes is what the switch implies. This is what proves the
+//! switches faithful enough to hold facehugger to.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::interop::{reference, reference_cmd};
+use crate::support::{Env, Options, Origin, python};
+
+/// Checks that every file of acme/tiny@main is in the cache with the hub's bytes.
+#[track_caller]
+fn assert_tiny_downloaded(env: &Env) -> PathBuf {
+    let main = env.commit("model", "acme/tiny", "main");
+    let snapshot = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("snapshots/{main}"));
+    let commit = env.hub.repo("model", "acme/tiny").unwrap().commit(&main);
+    for file in &commit.unwrap().files {
+        let on_disk = std::fs::read(snapshot.join(&file.path)).unwrap();
+        assert!(on_disk == file.content().unwrap(), "{} differs", file.path);
+    }
+    snapshot
+}
+
+#[test]
+fn the_reference_client_keeps_xet_hashes_in_its_tree_cache() {
+    let Some(python) = python() else { return };
+    let env = Env::with_options(Options {
+        xet: true,
+        ..Options::default()
+    });
+    reference(&env, &python, "hf", &["download", "acme/tiny"], false);
+    assert_tiny_downloaded(&env);
+
+    let main = env.commit("model", "acme/tiny", "main");
+    let trees = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("trees/{main}.json"));
+    let cached: Value = serde_json::from_slice(&std::fs::read(trees).unwrap()).unwrap();
+    let files = cached["files"].as_object().unwrap();
+    let commit = env.hub.repo("model", "acme/tiny").unwrap().commit(&main);
+    let commit = commit.unwrap();
+    assert_eq!(files.len(), commit.files.len());
+    for file in &commit.files {
+        let entry = &files[&file.path];
+        match file.xet_hash() {
+            Some(hash) => assert_eq!(entry["xet_hash"], hash.as_str(), "{}", file.path),
+            None => assert!(entry.get("xet_hash").is_none(), "{}: {entry}", file.path),
+        }
+    }
+    // With Xet off, the client fetches over HTTP and never asks for a Xet token.
+    assert_eq!(env.count("/api/models/acme/tiny/xet-read-token"), 0);
+}
+
+#[test]
+fn the_reference_client_never_reuses_a_signed_url_for_another_range() {
+    let Some(python) = python() else { return };
+    // With and without Xet metadata: with it, the client GETs the resolve URL again and follows
+    // its 302; without it, it GETs the location its HEAD got.
+    for xet in [false, true] {
+        let env = Env::with_options(Options {
+            sign_ranges: true,
+            xet,
+            ..Options::default()
+        });
+        reference(&env, &python, "hf", &["download", "acme/tiny"], false);
+        assert_tiny_downloaded(&env);
+        let cdn: Vec<_> = env
+            .requests()
+            .into_iter()
+            .filter(|r| r.origin == Origin::Cdn)
+            .collect();
+        // One whole-file GET for each of the two LFS files, on a signed URL.
+        assert_eq!(cdn.len(), 2, "xet {xet}: {cdn:?}");
+        for request in &cdn {
+            assert!(request.url.contains("&signature="), "{}", request.url);
+            assert_eq!(request.header("range"), None);
+            assert_eq!(request.status, Some(200), "xet {xet}: {}", request.url);
+        }
+        assert_eq!(env.hub.counts().refused, 0);
+    }
+}
+
+#[test]
+fn the_reference_client_cannot_fetch_a_file_above_the_unranged_limit() {
+    let Some(python) = python() else { return };
+    // At the limit, everything downloads: the largest file of acme/tiny has 200 000 bytes.
+    let env = Env::with_options(Options {
+        max_unranged_bytes: Some(200_000),
+        ..Options::default()
+    });
+    reference(&env, &python, "hf", &["download", "acme/tiny"], false);
+    assert_tiny_downloaded(&env);
+
+    // One byte below, its one unranged GET is refused and the download fails, as it does on
+    // the Hub (which the reference client avoids by refusing files of 50 GB or more itself).
+    let env = Env::with_options(Options {
+        max_unranged_bytes: Some(199_999),
+        ..Options::default()
+    });
+    let output = reference_cmd(
+        &env,
+        &python,
+        "hf",
+        &["download", "acme/tiny", "model.safetensors"],
+    )
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("Bad request"), "{stderr}");
+    let cdn: Vec<_> = env
+        .requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Cdn)
+        .collect();
+    assert_eq!(cdn.len(), 1, "{cdn:?}");
+    assert_eq!((cdn[0].header("range"), cdn[0].status), (None, Some(400)));
+}
+
+#[test]
+fn the_reference_client_waits_out_the_resolve_rate_limit() {
+    let Some(python) = python() else { return };
+    // acme/tiny takes 20 resolves (a HEAD for each of its 11 files, a GET for each of the 9
+    // outside LFS), sent from 8 threads at once: a window of 10 cannot hold them all.
+    let env = Env::with_options(Options {
+        resolve_rate_limit: Some((10, Duration::from_secs(2))),
+        ..Options::default()
+    });
+    let output = reference_cmd(&env, &python, "hf", &["download", "acme/tiny"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_tiny_downloaded(&env);
+
+    let counts = env.hub.counts();
+    assert!(counts.rate_limited > 0, "{counts:?}");
+    assert_eq!(counts.resolves, 20 + counts.rate_limited, "{counts:?}");
+    // The 429s carry no Retry-After: the client waited because it read `RateLimit` (t + 1 s;
+    // without it the message would be "Retrying in 1s").
+    assert!(stderr.contains("Rate limited. Waiting"), "{stderr}");
+}
