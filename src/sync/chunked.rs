@@ -19,6 +19,7 @@ use super::execute::{
 };
 use crate::cache::chunk_record_path;
 use crate::error::Error;
+use crate::files::read_capped;
 use crate::hash::Verifier;
 use crate::hub::{ByteRange, Download};
 
@@ -49,8 +50,12 @@ pub(super) fn resumable_chunks(
     chunk: u64,
 ) -> BTreeSet<usize> {
     let count = size.div_ceil(chunk) as usize;
-    match std::fs::read_to_string(record) {
-        Ok(text) => {
+    // Read as any file the cache keeps (no link followed), and no longer than a record can be:
+    // the chunk size, then every index and a space. A record that cannot be read is none.
+    let most = 21 + count as u64 * (count.to_string().len() as u64 + 1);
+    match read_capped(record, most, "read the chunk record") {
+        Ok(Some(bytes)) => {
+            let text = String::from_utf8_lossy(&bytes);
             let mut lines = text.lines();
             let same_layout = lines.next().and_then(|l| l.parse::<u64>().ok()) == Some(chunk);
             if !same_layout || existing != size {
@@ -62,10 +67,10 @@ pub(super) fn resumable_chunks(
                 .filter(|index| *index < count)
                 .collect()
         }
-        Err(_) if existing < size => (0..count)
+        Ok(None) | Err(_) if existing < size => (0..count)
             .filter(|i| (*i as u64 + 1) * chunk <= existing)
             .collect(),
-        Err(_) => BTreeSet::new(),
+        Ok(None) | Err(_) => BTreeSet::new(),
     }
 }
 
@@ -532,6 +537,28 @@ fn page_aligned(storage: &mut [u8]) -> &mut [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chunk_record_is_read_without_following_links_and_within_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = Utf8PathBuf::from_path_buf(dir.path().join("b.chunks.incomplete")).unwrap();
+        // 4 chunks of 10 bytes; 25 bytes on disk from a one-stream download: 2 whole chunks.
+        let prefix = BTreeSet::from([0, 1]);
+        assert_eq!(resumable_chunks(&record, 25, 40, 10), prefix);
+        std::fs::write(&record, "10\n0 2 3\n").unwrap();
+        assert_eq!(
+            resumable_chunks(&record, 40, 40, 10),
+            BTreeSet::from([0, 2, 3])
+        );
+        // Longer than any record of 4 chunks can be: not read, as if there were none.
+        std::fs::write(&record, format!("10\n0 2 3{}\n", " ".repeat(40))).unwrap();
+        assert_eq!(resumable_chunks(&record, 25, 40, 10), prefix);
+        // A link is not followed (/dev/zero would never end).
+        std::fs::remove_file(&record).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &record).unwrap();
+        assert_eq!(resumable_chunks(&record, 25, 40, 10), prefix);
+        assert_eq!(resumable_chunks(&record, 40, 40, 10), BTreeSet::new());
+    }
 
     #[test]
     fn write_back_follows_the_chunks_and_stops_on_failure() {
