@@ -399,7 +399,7 @@ fn run(command: &Command, reporter: &Terminal) -> Result<i32, Error> {
             if let Some(repaired) = &report.repaired {
                 output::finished(reporter, repaired);
             }
-            output::problems(&report.problems, args.format);
+            output::verify(&report, args.format);
             return Ok(if report.problems.is_empty() { 0 } else { 1 });
         }
         Command::Add(args) => {

@@ -400,19 +400,21 @@ fn resolve_from_cache(settings: &Settings) -> Result<Vec<Resolved>, Error> {
     let mut missing = Vec::new();
     let mut models = Vec::new();
     for model in &settings.manifest.models {
-        let commit = model
-            .pinned_commit()
-            .or_else(|| settings.cache.read_ref(&model.repo, &model.reference));
+        let commit = match model.pinned_commit() {
+            Some(commit) => Ok(Some(commit)),
+            None => settings.cache.read_ref(&model.repo, &model.reference),
+        };
         match commit {
-            Some(commit) => models.push(Resolved {
+            Ok(Some(commit)) => models.push(Resolved {
                 model: model.clone(),
                 commit,
             }),
-            None => missing.push(format!(
+            Ok(None) => missing.push(format!(
                 "  {}: `{}` is not in the cache",
                 model.name(),
                 settings.cache.ref_path(&model.repo, &model.reference)
             )),
+            Err(error) => missing.push(format!("  {}: {error}", model.name())),
         }
     }
     if missing.is_empty() {
@@ -493,17 +495,22 @@ fn list_commits(
         if listings.contains_key(&key) || to_fetch.contains(&key) {
             continue;
         }
+        // Online, a listing that cannot be read (a planted link, say) is fetched again and
+        // replaced, as one that is not there.
         match settings.cache.read_tree(&key.0, &key.1) {
-            Some(files) => {
+            Ok(Some(files)) => {
                 listings.insert(key, files);
             }
-            None if settings.offline => missing.push(format!(
+            Ok(None) if settings.offline => missing.push(format!(
                 "  {}: no file listing for {} in the cache (`{}`)",
                 resolved.name(),
                 resolved.commit,
                 settings.cache.tree_path(&key.0, &key.1)
             )),
-            None => to_fetch.push(key),
+            Err(error) if settings.offline => {
+                missing.push(format!("  {}: {error}", resolved.name()))
+            }
+            Ok(None) | Err(_) => to_fetch.push(key),
         }
     }
     if !missing.is_empty() {

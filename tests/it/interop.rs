@@ -242,3 +242,61 @@ fn both_clients_write_the_same_bytes() {
         );
     }
 }
+
+#[test]
+fn verify_accepts_what_the_reference_client_writes_without_links() {
+    let Some(python) = python() else { return };
+    let env = Env::new();
+    // As on Windows without developer mode: the files themselves in the snapshot, no blobs.
+    let output = reference_cmd(
+        &env,
+        &python,
+        "hf",
+        &[
+            "download",
+            "acme/tiny",
+            "--include",
+            "*.json",
+            "--include",
+            "sub/*",
+        ],
+    )
+    .env("HF_HUB_DISABLE_SYMLINKS", "1")
+    .env("HF_HUB_DISABLE_SYMLINKS_WARNING", "1")
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let main = env.commit("model", "acme/tiny", "main");
+    let snapshot = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("snapshots/{main}"));
+    let config = snapshot.join("config.json");
+    assert!(std::fs::symlink_metadata(&config).unwrap().is_file());
+
+    env.manifest("models:\n  - repo: acme/tiny\n    include: [\"*.json\", \"sub/*\"]\n");
+    let run = env.run(&["verify", "--format", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["models"][0]["files_hashed"], 5, "{json}");
+    // A sync finds nothing to do in that layout.
+    let run = env.run(&[]).success();
+    assert!(
+        run.stderr.contains("Fresh acme/tiny@main (5 files)"),
+        "{}",
+        run.stderr
+    );
+
+    // Damaged content is found where it is, and repaired.
+    std::fs::write(&config, "{}\n").unwrap();
+    let run = env.run(&["verify"]).failure(1);
+    assert!(
+        run.stdout
+            .contains("acme/tiny@main: config.json: corrupt: expected "),
+        "{}",
+        run.stdout
+    );
+    env.run(&["verify", "--repair"]).success();
+}
