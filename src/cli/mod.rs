@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::files::stop_writes;
 use crate::ops::{self, AddOptions, AddReport, Options, RemoveOptions};
 use crate::project::ProjectSpec;
-use crate::repo::{Repo, RepoType};
+use crate::repo::{Repo, RepoId, RepoType};
 use crate::sync::{self, LockMode, TransferOptions};
 use output::Format;
 use terminal::Terminal;
@@ -195,9 +195,10 @@ struct RemoveArgs {
     /// Remove only the entry at this ref [default: every entry of the repo]
     #[arg(long = "ref", value_name = "REF")]
     reference: Option<String>,
-    /// model, dataset or space
-    #[arg(long, value_name = "TYPE", default_value = "model", value_parser = ["model", "dataset", "space"])]
-    repo_type: String,
+    /// model, dataset or space: needed only when the manifest declares the id with several
+    /// types [default: the one it is declared with]
+    #[arg(long, value_name = "TYPE", value_parser = ["model", "dataset", "space"])]
+    repo_type: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -417,7 +418,9 @@ fn run(command: &Command, reporter: &Terminal) -> Result<i32, Error> {
         }
         Command::Remove(args) => {
             let remove = RemoveOptions {
-                repo: parse_repo(&args.repo, &args.repo_type)?,
+                repo: RepoId::new(&args.repo)
+                    .map_err(|why| Error::Usage(format!("invalid repo: {why}")))?,
+                repo_type: args.repo_type.as_deref().and_then(RepoType::parse),
                 reference: args.reference.clone(),
             };
             ops::remove(&args.common.options(None), &remove, reporter)?;

@@ -583,6 +583,54 @@ fn remove_takes_a_repo_out_and_relocks() {
 }
 
 #[test]
+fn remove_needs_no_repo_type_unless_the_id_has_two() {
+    let env = Env::new();
+    // Declared once, as a dataset: `remove acme/data` is enough.
+    env.manifest("models:\n  - repo: acme/tiny\n    include: README.md\n  - repo: acme/data\n    repo_type: dataset\n    include: README.md\n");
+    env.run(&["lock"]).success();
+    let run = env.run(&["remove", "acme/data"]).success();
+    assert!(
+        run.stderr
+            .contains("Removed dataset acme/data@main from facehugger.yaml"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        "models:\n  - repo: acme/tiny\n    include: README.md\n"
+    );
+    assert!(!env.lock_text().unwrap().contains("acme/data"));
+
+    // Declared with two types: the error lists them, and --repo-type picks one.
+    let both = "models:\n  - repo: acme/data\n    repo_type: dataset\n  - repo: acme/data\n    include: README.md\n";
+    env.manifest(both);
+    let run = env.run(&["remove", "acme/data"]).failure(2);
+    assert_eq!(
+        run.stderr,
+        "error: `acme/data` is declared with several repo types in facehugger.yaml (model, dataset): pass --repo-type to say which to remove\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        both
+    );
+    let run = env
+        .run(&["remove", "acme/data", "--repo-type", "space"])
+        .failure(2);
+    assert!(
+        run.stderr
+            .contains("space `acme/data` is not declared in facehugger.yaml (but "),
+        "{}",
+        run.stderr
+    );
+    env.run(&["remove", "acme/data", "--repo-type", "model"])
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        "models:\n  - repo: acme/data\n    repo_type: dataset\n"
+    );
+}
+
+#[test]
 fn add_and_remove_edit_cargo_toml_metadata() {
     let env = Env::new();
     let project = env.project();
