@@ -464,6 +464,69 @@ fn output_is_plain_off_a_terminal_and_live_on_one() {
     assert!(tail.contains("Finished"), "{tail}");
 }
 
+/// What facehugger `args` prints on a pseudo-terminal (from `script`), syncing into a cache of
+/// its own; with `extra` set in its environment.
+fn on_a_terminal(env: &Env, cache: &str, args: &str, extra: &[(&str, &str)]) -> String {
+    let command = format!(
+        "{} --cache-dir {} {args}",
+        env!("CARGO_BIN_EXE_facehugger"),
+        env.dir.path().join(cache).display()
+    );
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(env.project())
+        .env("TERM", "xterm")
+        .env("HF_ENDPOINT", env.hub.endpoint())
+        .env("HF_HOME", env.home())
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE");
+    for (name, value) in extra {
+        script.env(name, value);
+    }
+    let output = script.output().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{screen}");
+    screen
+}
+
+/// Whether the text holds an escape that sets colours or weights (SGR: `ESC [ ... m`).
+fn has_style(text: &str) -> bool {
+    text.split('\x1b').skip(1).any(|escape| {
+        escape.strip_prefix('[').is_some_and(|rest| {
+            let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+            end.is_some_and(|end| rest[end..].starts_with('m'))
+        })
+    })
+}
+
+#[test]
+fn the_live_display_honours_color_never_and_no_color() {
+    let env = Env::with_options(Options {
+        bandwidth: Some(150_000),
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/tiny\n    include: model.safetensors\n");
+    // By default a terminal gets colour, in the status lines and the display's verb.
+    let screen = on_a_terminal(&env, "c1", "", &[]);
+    assert!(
+        screen.contains(" Downloading\x1b[0m ["),
+        "a coloured display: {screen:?}"
+    );
+    for (cache, args, extra) in [
+        ("c2", "--color never", &[][..]),
+        ("c3", "", &[("NO_COLOR", "1")][..]),
+    ] {
+        let screen = on_a_terminal(&env, cache, args, extra);
+        assert!(
+            screen.contains(" Downloading ["),
+            "the display was drawn: {screen:?}"
+        );
+        assert!(!has_style(&screen), "{args} {extra:?}: {screen:?}");
+    }
+}
+
 #[test]
 fn add_edits_the_manifest_keeping_its_comments_then_locks_and_syncs() {
     let env = Env::new();
