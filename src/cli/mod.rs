@@ -225,15 +225,16 @@ struct CommonArgs {
     /// The HF hub cache [default: HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<Utf8PathBuf>,
-    /// Connections open at once: parallel files, and chunks of large files
+    /// Connections open at once: parallel files, and the segments of large files
     #[arg(short, long, value_name = "N", default_value_t = sync::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
-    /// Most connections one large file may use at once (within --jobs); it starts with 8 and
-    /// opens more while they raise its throughput
+    /// Most connections one large file may use at once (within --jobs): all of them when its
+    /// first bytes show the server caps each connection, else more while they raise its
+    /// throughput
     #[arg(long, value_name = "N", default_value_t = sync::DEFAULT_CONNECTIONS_PER_FILE as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     connections_per_file: u16,
-    /// Chunk size, in KiB, of the ranged requests that fetch a large file (files of at least
-    /// twice this size are chunked)
+    /// Smallest piece, in KiB, of a file that a connection of its own fetches (files of at
+    /// least twice this size are split across connections)
     #[arg(long, value_name = "KIB", default_value_t = sync::DEFAULT_CHUNK_BYTES / 1024, value_parser = clap::value_parser!(u64).range(1..))]
     chunk_size: u64,
     /// Print only errors

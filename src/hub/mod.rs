@@ -17,8 +17,6 @@ mod error;
 mod transport;
 mod tree;
 
-use std::sync::Mutex;
-
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use ureq::Body;
@@ -55,22 +53,6 @@ pub(crate) struct Download {
     pub(crate) offset: u64,
     /// Whether the server answered the range (206), rather than the whole file (200).
     pub(crate) partial: bool,
-}
-
-/// Where a file's bytes are once the Hub's redirect is followed (the CDN URL). The requests for
-/// one file share it, so that every chunk after the first goes straight to the CDN; an expired
-/// URL is forgotten and the Hub asked again.
-#[derive(Debug, Default)]
-pub(crate) struct CdnUrl(Mutex<Option<String>>);
-
-impl CdnUrl {
-    fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set(&self, url: Option<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = url;
-    }
 }
 
 /// Bytes `start..end` of a file (`end` exclusive; `None` for the rest of it).
@@ -203,17 +185,17 @@ impl Hub {
         }
     }
 
-    /// Starts downloading bytes of a file. Retries what may pass; follows the redirect to the
-    /// CDN without the token, and remembers where it led in `cdn`.
+    /// Starts downloading bytes of a file: resolves it with the range (so that a bridge URL is
+    /// signed for exactly that range) and follows the redirect to the CDN without the token.
+    /// Retries what may pass, asking the Hub again each time: a CDN link may have expired.
     pub(crate) fn download(
         &self,
         repo: &Repo,
         commit: &CommitId,
         path: &str,
         range: ByteRange,
-        cdn: &CdnUrl,
     ) -> Result<Download, HubError> {
-        self.start_download(repo, commit, path, range, cdn)
+        self.start_download(repo, commit, path, range)
             .map_err(|error| self.transport.redact(error))
     }
 
@@ -223,39 +205,18 @@ impl Hub {
         commit: &CommitId,
         path: &str,
         range: ByteRange,
-        cdn: &CdnUrl,
     ) -> Result<Download, HubError> {
         let what = format!("downloading `{path}` of `{}`", repo.id);
-        let revision = Some(commit.as_str());
-        let response = match cdn.get() {
-            Some(url) => match self.transport.get_ok(&url, range, &what, repo, revision) {
-                Ok((response, _)) => Some(response),
-                Err(HubError::ExpiredLocation { .. }) => {
-                    cdn.set(None);
-                    None
-                }
-                Err(error) => return Err(error),
-            },
-            None => None,
-        };
-        let response = match response {
-            Some(response) => response,
-            None => {
-                let url = format!(
-                    "{}/{}{}/resolve/{commit}/{}",
-                    self.endpoint(),
-                    repo.repo_type.url_prefix(),
-                    repo.id,
-                    utf8_percent_encode(path, QUOTE_PATH)
-                );
-                let (response, final_url) =
-                    self.transport.get_ok(&url, range, &what, repo, revision)?;
-                if origin_of(&final_url) != self.transport.origin {
-                    cdn.set(Some(final_url));
-                }
-                response
-            }
-        };
+        let url = format!(
+            "{}/{}{}/resolve/{commit}/{}",
+            self.endpoint(),
+            repo.repo_type.url_prefix(),
+            repo.id,
+            utf8_percent_encode(path, QUOTE_PATH)
+        );
+        let (response, _) =
+            self.transport
+                .get_ok(&url, range, &what, repo, Some(commit.as_str()))?;
         let partial = response.status().as_u16() == 206;
         let offset = if partial {
             content_range_start(&response)

@@ -2,13 +2,13 @@
 //! file of that commit.
 //!
 //! The work is split in a pure planner ([`plan`]) and an executor ([`execute`], with large files
-//! in [`chunked`]). Network use is minimal: one revision request per repo and ref (in parallel),
+//! in [`segments`]). Network use is minimal: one revision request per repo and ref (in parallel),
 //! one paginated tree listing per commit not already listed in the cache's `trees/`, one GET per
 //! missing blob (in parallel). The commands built on it are in `ops`.
 
-mod chunked;
 mod execute;
 pub(crate) mod plan;
+mod segments;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
@@ -32,8 +32,8 @@ use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, plan_model};
 pub(crate) const DEFAULT_JOBS: usize = 64;
 /// Default connections one large file may use.
 pub(crate) const DEFAULT_CONNECTIONS_PER_FILE: usize = 16;
-/// Default chunk size for large files.
-pub(crate) const DEFAULT_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
+/// Default smallest piece of a file one connection fetches: files of twice this size are split.
+pub(crate) const DEFAULT_CHUNK_BYTES: u64 = 1024 * 1024;
 
 /// How the lock file is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
