@@ -136,6 +136,28 @@ impl Reporter for Terminal {
                 ));
             }
             Event::Checking { model } => self.status("Checking", model),
+            Event::RateLimited {
+                wait,
+                resource,
+                quota,
+                window_seconds,
+            } => {
+                let policy = match (quota, window_seconds) {
+                    (Some(quota), Some(window)) => {
+                        let what = match resource {
+                            "resolvers" => "resolves",
+                            "api" => "API requests",
+                            _ => "requests",
+                        };
+                        format!("; {quota} {what} per {window} s")
+                    }
+                    _ => String::new(),
+                };
+                self.warn(&format!(
+                    "rate limited by the Hub: waiting {} s{policy}",
+                    wait.as_secs()
+                ));
+            }
             Event::Created { path } => self.status("Created", path.as_str()),
             Event::Edited {
                 change,

@@ -14,6 +14,7 @@
 
 mod config;
 mod error;
+mod limits;
 mod transport;
 mod tree;
 
@@ -23,11 +24,13 @@ use ureq::Body;
 
 pub(crate) use config::HubConfig;
 pub use error::HubError;
+pub use limits::RateLimit;
 pub(crate) use transport::origin_of;
 use transport::{Transport, content_range_start, next_page, read_json, read_text, strip_query};
 pub use tree::parse_tree_page;
 
 use crate::repo::{CommitId, Repo, RepoFile};
+use crate::report::Reporter;
 use crate::text::{MAX_SHOWN_CHARS, shown};
 
 /// Python's `quote(s, safe="")`: everything but letters, digits and `_.-~` is escaped.
@@ -39,10 +42,12 @@ const QUOTE_ALL: &AsciiSet = &NON_ALPHANUMERIC
 /// Python's `quote(path)`: as above, but `/` stays.
 const QUOTE_PATH: &AsciiSet = &QUOTE_ALL.remove(b'/');
 
-/// A client for one Hub endpoint. Cheap to clone; clones share connections.
+/// A client for one Hub endpoint. Cheap to clone; clones share connections. A rate limit it
+/// meets is told to `reporter`.
 #[derive(Clone)]
-pub(crate) struct Hub {
+pub(crate) struct Hub<'r> {
     transport: Transport,
+    reporter: &'r dyn Reporter,
 }
 
 /// A response to a content request.
@@ -65,11 +70,6 @@ pub(crate) struct ByteRange {
 }
 
 impl ByteRange {
-    /// The whole file from `start` on.
-    pub(crate) fn from(start: u64) -> ByteRange {
-        ByteRange { start, end: None }
-    }
-
     /// The `Range` header value, if this is not simply the whole file.
     fn header(self) -> Option<String> {
         match self.end {
@@ -80,11 +80,12 @@ impl ByteRange {
     }
 }
 
-impl Hub {
+impl<'r> Hub<'r> {
     /// A client for the configured endpoint.
-    pub(crate) fn new(config: HubConfig) -> Hub {
+    pub(crate) fn new(config: HubConfig, reporter: &'r dyn Reporter) -> Hub<'r> {
         Hub {
             transport: Transport::new(config),
+            reporter,
         }
     }
 
@@ -121,9 +122,9 @@ impl Hub {
         struct RevisionInfo {
             sha: String,
         }
-        let (response, _) = self
-            .transport
-            .get_ok(&url, None, &what, repo, Some(reference))?;
+        let (response, _) =
+            self.transport
+                .get_ok(&url, None, &what, (repo, Some(reference)), self.reporter)?;
         let info: RevisionInfo = read_json(response, &url, &what)?;
         CommitId::parse(&info.sha).ok_or_else(|| HubError::InvalidResponse {
             what,
@@ -155,9 +156,13 @@ impl Hub {
         );
         let mut files = Vec::new();
         loop {
-            let (response, _) =
-                self.transport
-                    .get_ok(&url, None, &what, repo, Some(commit.as_str()))?;
+            let (response, _) = self.transport.get_ok(
+                &url,
+                None,
+                &what,
+                (repo, Some(commit.as_str())),
+                self.reporter,
+            )?;
             let next = next_page(&response);
             let page = read_text(response, &url, &what)?;
             files.extend(
@@ -214,9 +219,13 @@ impl Hub {
             repo.id,
             utf8_percent_encode(path, QUOTE_PATH)
         );
-        let (response, _) =
-            self.transport
-                .get_ok(&url, range, &what, repo, Some(commit.as_str()))?;
+        let (response, _) = self.transport.get_ok(
+            &url,
+            range,
+            &what,
+            (repo, Some(commit.as_str())),
+            self.reporter,
+        )?;
         let partial = response.status().as_u16() == 206;
         let offset = if partial {
             content_range_start(&response)

@@ -70,7 +70,7 @@ impl<'a> Transfer<'a> {
 /// Puts one file in its snapshot, downloading its blob unless the cache has it. Returns the
 /// number of bytes downloaded.
 pub(crate) fn install(
-    hub: &Hub,
+    hub: &Hub<'_>,
     cache: &Cache,
     transfer: &Transfer<'_>,
     job: &Job,
@@ -89,7 +89,7 @@ pub(crate) fn install(
 /// Downloads and verifies a blob, then installs it. A partial download left by an earlier run
 /// is resumed; a hash mismatch starts over, once.
 fn download_blob(
-    hub: &Hub,
+    hub: &Hub<'_>,
     cache: &Cache,
     transfer: &Transfer<'_>,
     job: &Job,
@@ -102,7 +102,7 @@ fn download_blob(
 }
 
 fn download_verified(
-    hub: &Hub,
+    hub: &Hub<'_>,
     cache: &Cache,
     transfer: &Transfer<'_>,
     job: &Job,
@@ -143,7 +143,7 @@ fn download_verified(
 /// What every request for one file needs.
 #[derive(Clone, Copy)]
 pub(super) struct Fetch<'a> {
-    pub(super) hub: &'a Hub,
+    pub(super) hub: &'a Hub<'a>,
     pub(super) job: &'a Job,
     /// The partial download being written.
     pub(super) temp: &'a Utf8Path,
@@ -157,7 +157,7 @@ const MAX_UNRANGED_BYTES: u64 = 50_000_000_000;
 /// Fetches the file into `out` and verifies it: in segments over several connections when it
 /// is large, else in one stream; either way resuming what an earlier run left in `out`.
 fn fetch(
-    hub: &Hub,
+    hub: &Hub<'_>,
     transfer: &Transfer<'_>,
     job: &Job,
     out: &mut File,
@@ -228,8 +228,13 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
         .map_err(|err| Error::io("seek", temp, err))?;
     let mut stalled = 0;
     loop {
-        let download =
-            hub.download(&job.repo, &job.commit, &file.path, ByteRange::from(written))?;
+        // Always a closed range (but for an empty file): a bridge serves a large file only in
+        // ranges, and a URL it signs is good for that range alone.
+        let range = ByteRange {
+            start: written,
+            end: (file.size > 0).then_some(file.size),
+        };
+        let download = hub.download(&job.repo, &job.commit, &file.path, range)?;
         if download.offset != written {
             // The server ignored our Range and sent everything again: start over.
             out.set_len(0)
@@ -341,7 +346,13 @@ pub(super) fn too_long(job: &Job) -> Error {
     .into()
 }
 
-pub(super) fn dropped(hub: &Hub, job: &Job, failure: Option<String>, at: u64, end: u64) -> Error {
+pub(super) fn dropped(
+    hub: &Hub<'_>,
+    job: &Job,
+    failure: Option<String>,
+    at: u64,
+    end: u64,
+) -> Error {
     HubError::Network {
         what: format!("downloading `{}` of `{}`", job.file.path, job.repo.id),
         origin: hub.endpoint().to_owned(),

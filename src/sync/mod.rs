@@ -157,29 +157,33 @@ pub struct SyncReport {
 }
 
 /// One client for all the requests of a run, made when first needed (a frozen or offline run
-/// needs none), so that every phase reuses the same pooled connections.
+/// needs none), so that every phase reuses the same pooled connections (and waits out the
+/// same rate limit).
 struct Client<'a> {
     config: &'a HubConfig,
-    hub: OnceLock<Hub>,
+    reporter: &'a dyn Reporter,
+    hub: OnceLock<Hub<'a>>,
 }
 
 impl<'a> Client<'a> {
-    fn new(config: &'a HubConfig) -> Client<'a> {
+    fn new(config: &'a HubConfig, reporter: &'a dyn Reporter) -> Client<'a> {
         Client {
             config,
+            reporter,
             hub: OnceLock::new(),
         }
     }
 
-    fn hub(&self) -> &Hub {
-        self.hub.get_or_init(|| Hub::new(self.config.clone()))
+    fn hub(&self) -> &Hub<'a> {
+        self.hub
+            .get_or_init(|| Hub::new(self.config.clone(), self.reporter))
     }
 }
 
 /// Resolves every model to a commit (as the lock mode says) and checks the lock against it.
 /// Writes nothing.
 pub(crate) fn resolve(settings: &Settings, reporter: &dyn Reporter) -> Result<Resolution, Error> {
-    resolve_with(settings, reporter, &Client::new(&settings.hub))
+    resolve_with(settings, reporter, &Client::new(&settings.hub, reporter))
 }
 
 fn resolve_with(
@@ -244,7 +248,7 @@ pub(crate) fn write_lock(
 
 /// Resolves, then lists and plans every model without writing anything: what `--dry-run` shows.
 pub(crate) fn plan(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<ModelPlan>, Error> {
-    let client = Client::new(&settings.hub);
+    let client = Client::new(&settings.hub, reporter);
     let resolution = resolve_with(settings, reporter, &client)?;
     let selected = resolution.selected(settings);
     let (listings, _) = list_commits(settings, &selected, &client)?;
@@ -256,7 +260,7 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     let started = Instant::now();
     // A clone of the cache remembers the folders it checked for this run only.
     let settings = &settings.clone();
-    let client = Client::new(&settings.hub);
+    let client = Client::new(&settings.hub, reporter);
     let resolution = resolve_with(settings, reporter, &client)?;
     write_lock(settings, &resolution, reporter)?;
     let selected = resolution.selected(settings);

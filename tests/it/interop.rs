@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Env, Origin, python, tree};
+use crate::support::{Env, Options, Origin, python, tree};
 
 /// Runs the reference client (`python -c` or the `hf` CLI beside it) against the env's hub/cache;
 /// returns its stdout once it succeeded.
@@ -206,40 +206,50 @@ fn facehugger_reuses_what_hf_download_put_in_the_cache() {
 #[test]
 fn both_clients_write_the_same_bytes() {
     let Some(python) = python() else { return };
-    let theirs = Env::new();
-    reference(
-        &theirs,
-        &python,
-        "hf",
-        &["download", "acme/tiny", "--revision", "refs/pr/1"],
-        false,
-    );
-    let ours = Env::new();
-    ours.manifest("models:\n  - repo: acme/tiny\n    ref: refs/pr/1\n");
-    ours.run(&[]).success();
-    // Same files, same links, same refs, same tree cache, byte for byte.
-    let skip_locks = |files: Vec<String>| -> Vec<String> {
-        files
-            .into_iter()
-            .filter(|f| !f.starts_with(".locks"))
-            .collect()
-    };
-    assert_eq!(
-        skip_locks(tree(&ours.cache())),
-        skip_locks(tree(&theirs.cache()))
-    );
-    for file in tree(&theirs.cache()) {
-        if file.contains(" -> ") || file.starts_with(".locks") {
-            continue;
-        }
-        let a = std::fs::read(theirs.cache().join(&file)).unwrap();
-        let b = std::fs::read(ours.cache().join(&file)).unwrap();
-        assert!(
-            a == b,
-            "{file} differs:\n{}\n---\n{}",
-            String::from_utf8_lossy(&a),
-            String::from_utf8_lossy(&b)
+    // On a hub like the Hub before Xet, and on today's (tree listings with `xetHash`).
+    for xet in [false, true] {
+        let options = Options {
+            xet,
+            ..Options::default()
+        };
+        let theirs = Env::with_options(options.clone());
+        reference(
+            &theirs,
+            &python,
+            "hf",
+            &["download", "acme/tiny", "--revision", "refs/pr/1"],
+            false,
         );
+        let ours = Env::with_options(options);
+        ours.manifest("models:\n  - repo: acme/tiny\n    ref: refs/pr/1\n");
+        ours.run(&[]).success();
+        // Same files, same links, same refs, same tree cache, byte for byte.
+        let skip_locks = |files: Vec<String>| -> Vec<String> {
+            files
+                .into_iter()
+                .filter(|f| !f.starts_with(".locks"))
+                .collect()
+        };
+        assert_eq!(
+            skip_locks(tree(&ours.cache())),
+            skip_locks(tree(&theirs.cache()))
+        );
+        let mut compared_a_xet_hash = false;
+        for file in tree(&theirs.cache()) {
+            if file.contains(" -> ") || file.starts_with(".locks") {
+                continue;
+            }
+            let a = std::fs::read(theirs.cache().join(&file)).unwrap();
+            let b = std::fs::read(ours.cache().join(&file)).unwrap();
+            assert!(
+                a == b,
+                "{file} differs:\n{}\n---\n{}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            );
+            compared_a_xet_hash |= String::from_utf8_lossy(&a).contains("\"xet_hash\"");
+        }
+        assert_eq!(compared_a_xet_hash, xet);
     }
 }
 
