@@ -6,6 +6,7 @@ use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -55,8 +56,11 @@ pub(crate) fn parent_of(path: &Utf8Path) -> &Utf8Path {
 
 /// `<path>.<8 random hex>.<suffix>`, as the reference client names its temporary files.
 pub(crate) fn unique_sibling(path: &Utf8Path, suffix: &str) -> Utf8PathBuf {
+    // Random keys (drawn once per thread, then stepped for each RandomState) hashing a counter:
+    // names differ across processes and calls, with no system call.
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     let random = hasher.finish() as u32;
     Utf8PathBuf::from(format!("{path}.{random:08x}.{suffix}"))
 }

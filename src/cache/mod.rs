@@ -29,7 +29,7 @@ use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 use crate::files::{IoError, open_regular, parent_of, read_capped};
 use crate::repo::{CommitId, Repo, RepoFile, is_lower_hex};
 use tree::parse_tree;
-pub(crate) use write::remove_partial;
+pub(crate) use write::{BlobLock, remove_partial};
 
 /// Bytes a ref may hold: a commit id, nothing more.
 const REF_BYTES: u64 = 40;

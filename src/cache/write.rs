@@ -81,15 +81,24 @@ impl Cache {
     ) -> Result<(), IoError> {
         let pointer = self.pointer_path(repo, commit, path);
         let target = relative_blob_target(path, etag);
+        let _writing = writing();
+        let parent = parent_of(&pointer);
+        self.create_dirs(&self.repo_dir(repo), parent, "create the snapshot folder")?;
+        // Most pointers are new: made in place, in one call.
+        match std::os::unix::fs::symlink(target.as_str(), &pointer) {
+            Ok(()) => return Ok(()),
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(IoError::new("create the snapshot link", &pointer, err));
+            }
+            Err(_) => {}
+        }
         if let Ok(existing) = fs::read_link(&pointer)
             && existing.as_os_str() == target.as_str()
         {
             return Ok(());
         }
-        let _writing = writing();
-        let parent = parent_of(&pointer);
-        self.create_dirs(&self.repo_dir(repo), parent, "create the snapshot folder")?;
-        // Link under a unique name, then rename over the pointer: atomic, no window without it.
+        // Something else is there: link under a unique name, then rename over it, atomic, with
+        // no moment without a pointer.
         let temp = unique_sibling(&pointer, "tmp");
         std::os::unix::fs::symlink(target.as_str(), &temp)
             .map_err(|err| IoError::new("create the snapshot link", &temp, err))?;
@@ -109,22 +118,35 @@ impl Cache {
         let path = self.lock_path(repo, etag);
         let parent = parent_of(&path);
         self.create_dirs(&self.root, parent, "create the lock folder")?;
-        // O_NOFOLLOW below is what makes this safe; checking first gives the clearer message.
-        refuse_link(&path, "open the lock file")?;
-        let file = no_follow(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o664),
-        )
-        .open(&path)
-        .map_err(|err| IoError::new("open the lock file", &path, err))?;
+        // O_NOFOLLOW makes this safe against a link planted there; the file is created when it
+        // is not there yet (the common case), else opened.
+        let open = |create: bool| {
+            no_follow(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(create)
+                    .mode(0o664),
+            )
+            .open(&path)
+        };
+        let (file, created) = match open(true) {
+            Ok(file) => (Ok(file), true),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => (open(false), false),
+            Err(err) => (Err(err), true),
+        };
+        let file = file.map_err(|err| {
+            // A link refused by O_NOFOLLOW: say so plainly.
+            refuse_link(&path, "open the lock file")
+                .err()
+                .unwrap_or_else(|| IoError::new("open the lock file", &path, err))
+        })?;
         file.lock()
             .map_err(|err| IoError::new("lock", &path, err))?;
-        // The umask may have narrowed the mode; other users of a shared cache need 0664.
-        let _ = file.set_permissions(fs::Permissions::from_mode(0o664));
+        if created {
+            // The umask may have narrowed the mode; other users of a shared cache need 0664.
+            let _ = file.set_permissions(fs::Permissions::from_mode(0o664));
+        }
         Ok(BlobLock { _file: file })
     }
 

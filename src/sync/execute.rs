@@ -4,17 +4,19 @@
 //! (LFS files) or git blob sha1 (regular files) is computed from the bytes as they arrive; only
 //! a file of the announced size and hash is renamed to `blobs/<etag>`. The reference client's
 //! flock on `.locks/<repo>/<etag>.lock` is held meanwhile, so concurrent clients download each
-//! blob once. Small files come in one stream; large ones in ranged chunks over several
-//! connections ([`super::chunked`]).
+//! blob once. Small files come in one stream; large ones in ranged segments over several
+//! connections ([`super::segments`]). Verified blobs go to the installer
+//! ([`super::installer`]), which makes them durable in batches before renaming them into place.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::thread;
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use super::TransferOptions;
+use super::installer::{Installer, Staged};
 use super::segments::{fetch_segmented, resumable_runs};
 use crate::cache::{Cache, chunk_record_path, remove_partial};
 use crate::error::Error;
@@ -67,65 +69,74 @@ impl<'a> Transfer<'a> {
     }
 }
 
-/// Puts one file in its snapshot, downloading its blob unless the cache has it. Returns the
-/// number of bytes downloaded.
+/// What became of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The blob was in the cache: the file is linked.
+    Linked,
+    /// The blob was downloaded and verified, and waits in the installer to be made durable,
+    /// renamed into place and linked.
+    Staged,
+}
+
+/// Puts one file in its snapshot: links it if the cache has its blob, else downloads and
+/// verifies the blob and hands it to `installer` (the blob's lock goes with it).
 pub(crate) fn install(
     hub: &Hub<'_>,
     cache: &Cache,
     transfer: &Transfer<'_>,
-    job: &Job,
-) -> Result<u64, Error> {
+    installer: &Installer<'_>,
+    (index, job): (usize, &Job),
+) -> Result<Outcome, Error> {
     let etag = job.file.etag();
-    let _lock = cache.lock_blob(&job.repo, etag)?;
-    let downloaded = if cache.has_blob(&job.repo, etag) {
-        0
-    } else {
-        download_blob(hub, cache, transfer, job)?
-    };
-    cache.link(&job.repo, &job.commit, &job.file.path, etag)?;
-    Ok(downloaded)
-}
-
-/// Downloads and verifies a blob, then installs it. A partial download left by an earlier run
-/// is resumed; a hash mismatch starts over, once.
-fn download_blob(
-    hub: &Hub<'_>,
-    cache: &Cache,
-    transfer: &Transfer<'_>,
-    job: &Job,
-) -> Result<u64, Error> {
+    let lock = cache.lock_blob(&job.repo, etag)?;
+    if cache.has_blob(&job.repo, etag) {
+        cache.link(&job.repo, &job.commit, &job.file.path, etag)?;
+        return Ok(Outcome::Linked);
+    }
     let name = format!("{}: {}", job.repo, job.file.path);
     transfer.reporter.file_started(&name);
-    let result = download_verified(hub, cache, transfer, job);
+    let downloaded = download_verified(hub, cache, transfer, job);
     transfer.reporter.file_finished(&name);
-    result
+    let (temp, file) = downloaded?;
+    let segmented = is_segmented(transfer, &job.file);
+    installer.stage(Staged {
+        index,
+        record: segmented.then(|| chunk_record_path(&temp)),
+        temp,
+        file,
+        _lock: lock,
+    });
+    Ok(Outcome::Staged)
 }
 
+/// Whether a file is fetched in segments (and so has a resume record beside its partial file).
+fn is_segmented(transfer: &Transfer<'_>, file: &RepoFile) -> bool {
+    file.size >= 2 * transfer.chunk_bytes || file.size > MAX_UNRANGED_BYTES
+}
+
+/// Downloads and verifies a blob into a partial file; returns it, whole and verified. A partial
+/// download left by an earlier run is resumed; a hash mismatch starts over, once.
 fn download_verified(
     hub: &Hub<'_>,
     cache: &Cache,
     transfer: &Transfer<'_>,
     job: &Job,
-) -> Result<u64, Error> {
+) -> Result<(Utf8PathBuf, File), Error> {
     let etag = job.file.etag();
     let mut attempts_left = 2;
     loop {
-        let (temp, mut out) = if attempts_left == 2 && job.resumable {
+        let resuming = attempts_left == 2 && job.resumable;
+        let (temp, mut out) = if resuming {
             cache.take_incomplete(&job.repo, etag)?
         } else {
             cache.create_incomplete(&job.repo, etag)?
         };
-        let result = fetch(hub, transfer, job, &mut out, &temp)
-            .and_then(|()| out.sync_all().map_err(|err| Error::io("write", &temp, err)))
-            .and_then(|()| Ok(cache.install_blob(&job.repo, etag, &temp)?));
-        let kept = out.metadata().map_or(0, |meta| meta.len());
-        drop(out);
-        match result {
-            Ok(()) => {
-                remove_partial(&temp);
-                return Ok(job.file.size);
-            }
+        match fetch(hub, transfer, job, &mut out, &temp, resuming) {
+            Ok(()) => return Ok((temp, out)),
             Err(error) => {
+                let kept = out.metadata().map_or(0, |meta| meta.len());
+                drop(out);
                 attempts_left -= 1;
                 let corrupt = matches!(error, Error::HashMismatch { .. });
                 // What arrived is kept for the next run to resume, unless it is worthless.
@@ -162,6 +173,7 @@ fn fetch(
     job: &Job,
     out: &mut File,
     temp: &Utf8Path,
+    resuming: bool,
 ) -> Result<(), Error> {
     let ctx = Fetch {
         hub,
@@ -170,12 +182,17 @@ fn fetch(
         reporter: transfer.reporter,
     };
     let size = job.file.size;
+    // A new file is empty and has no record: nothing to look at.
+    if !resuming && !is_segmented(transfer, &job.file) {
+        let _permit = transfer.budget.acquire();
+        return fetch_stream(ctx, out, 0);
+    }
     let existing = out
         .metadata()
         .map_err(|err| Error::io("read", temp, err))?
         .len();
     let record = chunk_record_path(temp);
-    if size >= 2 * transfer.chunk_bytes || size > MAX_UNRANGED_BYTES {
+    if is_segmented(transfer, &job.file) {
         // The runs an earlier run recorded, or the prefix a one-stream download left.
         let runs = resumable_runs(&record, existing, size).unwrap_or_else(|| {
             if existing < size {
@@ -224,8 +241,10 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
         verifier.update(&buffer[..read]);
         written += read as u64;
     }
-    out.seek(SeekFrom::Start(written))
-        .map_err(|err| Error::io("seek", temp, err))?;
+    if written > 0 {
+        out.seek(SeekFrom::Start(written))
+            .map_err(|err| Error::io("seek", temp, err))?;
+    }
     let mut stalled = 0;
     loop {
         // Always a closed range (but for an empty file): a bridge serves a large file only in

@@ -7,6 +7,7 @@
 //! missing blob (in parallel). The commands built on it are in `ops`.
 
 mod execute;
+mod installer;
 pub(crate) mod plan;
 mod segments;
 
@@ -25,7 +26,8 @@ use crate::manifest::{Manifest, Model};
 use crate::pool::run_parallel;
 use crate::repo::{CommitId, Repo, RepoFile};
 use crate::report::{Event, Reporter};
-use execute::{Job, Transfer, install};
+use execute::{Job, Outcome, Transfer, install};
+use installer::Installer;
 use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, plan_model};
 
 /// Default `-j`: connections open at once.
@@ -329,24 +331,41 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
 
     let hub = client.hub();
     let transfer = Transfer::new(settings.transfer, reporter);
-    let to_fetch = jobs
+    let (count, bytes) = plans
         .iter()
-        .filter(|job| !cache.has_blob(&job.repo, job.file.etag()));
-    let (count, bytes) = to_fetch.fold((0, 0), |(n, b), job| (n + 1, b + job.file.size));
+        .flat_map(|plan| plan.files_needing(Action::Download))
+        .fold((0, 0), |(n, b), planned| (n + 1, b + planned.file.size));
     if count > 0 {
         reporter.transfer_started(count, bytes);
     }
-    let results = run_parallel(&jobs, settings.transfer.jobs, |job| {
-        install(hub, cache, &transfer, job)
+    let installer = Installer::new(cache, &jobs);
+    let indices: Vec<usize> = (0..jobs.len()).collect();
+    let outcomes = std::thread::scope(|scope| {
+        scope.spawn(|| installer.run());
+        let outcomes = run_parallel(&indices, settings.transfer.jobs, |&index| {
+            install(hub, cache, &transfer, &installer, (index, &jobs[index]))
+        });
+        installer.close();
+        outcomes
     });
     if count > 0 {
         reporter.transfer_finished();
     }
+    let mut installed: BTreeMap<usize, Result<u64, Error>> =
+        installer.results().into_iter().collect();
     let mut failures = Vec::new();
-    for (job, result) in jobs.iter().zip(results) {
+    for (index, (job, outcome)) in jobs.iter().zip(outcomes).enumerate() {
+        let result = match outcome {
+            Ok(Outcome::Linked) => Ok(None),
+            Ok(Outcome::Staged) => installed
+                .remove(&index)
+                .unwrap_or_else(|| Err(Error::Other("the installer lost a file".into())))
+                .map(Some),
+            Err(error) => Err(error),
+        };
         match result {
-            Ok(0) => report.linked_files += 1,
-            Ok(bytes) => {
+            Ok(None) => report.linked_files += 1,
+            Ok(Some(bytes)) => {
                 report.downloaded_files += 1;
                 report.downloaded_bytes += bytes;
             }
