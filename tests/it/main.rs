@@ -8,6 +8,7 @@ mod cargo;
 mod commands;
 mod concurrency;
 mod docker;
+mod durability;
 mod errors;
 mod faults;
 mod hostile_hub;
