@@ -48,6 +48,11 @@ pub enum Event<'a> {
         /// The new manifest.
         path: &'a Utf8Path,
     },
+    /// Something the user should know, that does not fail the command.
+    Warning {
+        /// What, in words.
+        message: &'a str,
+    },
     /// A manifest was edited (or left as it was).
     Edited {
         /// What happened to the model's entry.

@@ -16,6 +16,9 @@
 //! place, so a crash never leaves a half-written ref, tree or blob where a reader would take it
 //! for complete; [`tree`] is the format of `trees/<commit>.json`.
 
+mod remove;
+mod scan;
+mod shared;
 mod tree;
 mod write;
 
@@ -27,6 +30,9 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::repo::{CommitId, Repo, RepoFile};
 use tree::parse_tree;
+pub(crate) use remove::{Footprint, Removal};
+pub(crate) use scan::{Pointee, RepoScan, RevisionScan};
+pub(crate) use shared::SharedStore;
 pub(crate) use write::remove_partial;
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n";

@@ -121,6 +121,7 @@ impl Reporter for Terminal {
                 ));
             }
             Event::Checking { model } => self.status("Checking", model),
+            Event::Warning { message } => self.warn(message),
             Event::Created { path } => self.status("Created", path.as_str()),
             Event::Edited {
                 change,

@@ -13,7 +13,11 @@ pub fn sync(
     mode: LockMode,
     reporter: &dyn Reporter,
 ) -> Result<SyncReport, Error> {
-    sync::sync(&options.find(mode)?, reporter)
+    let settings = options.find(mode)?;
+    let result = sync::sync(&settings, reporter);
+    // Even a sync that failed for some files has written the lock: its revisions are wanted.
+    super::remember(&settings, &options.env, reporter);
+    result
 }
 
 /// What `sync` would do, per model: the files to download and those already cached. Writes
