@@ -113,8 +113,7 @@ impl Registry {
                 continue;
             }
             let file = self.dir.join(&name);
-            let text =
-                fs::read_to_string(&file).map_err(|err| IoError::new("read", &file, err))?;
+            let text = fs::read_to_string(&file).map_err(|err| IoError::new("read", &file, err))?;
             let entry: Entry = serde_json::from_str(&text).map_err(|err| BadEntry {
                 file: file.clone(),
                 why: err.to_string(),
@@ -185,7 +184,11 @@ mod tests {
         let (cache, other_cache) = (root.join("cache"), root.join("other"));
         fs::create_dir_all(&cache).unwrap();
         let registry = Registry::new(&env, &cache);
-        assert!(registry.dir().starts_with(root.join("home/facehugger/projects")));
+        assert!(
+            registry
+                .dir()
+                .starts_with(root.join("home/facehugger/projects"))
+        );
         assert!(registry.entries().unwrap().is_empty());
 
         let project = root.join("app");
@@ -226,6 +229,9 @@ mod tests {
         fs::create_dir_all(registry.dir()).unwrap();
         fs::write(registry.dir().join("x.json"), "{").unwrap();
         let error = registry.entries().unwrap_err().to_string();
-        assert!(error.contains("x.json` is not a facehugger registry entry"), "{error}");
+        assert!(
+            error.contains("x.json` is not a facehugger registry entry"),
+            "{error}"
+        );
     }
 }

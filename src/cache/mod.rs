@@ -29,10 +29,10 @@ use std::sync::Mutex;
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::repo::{CommitId, Repo, RepoFile};
-use tree::parse_tree;
 pub(crate) use remove::{Footprint, Removal};
 pub(crate) use scan::{Pointee, RepoScan, RevisionScan};
 pub(crate) use shared::SharedStore;
+use tree::parse_tree;
 pub(crate) use write::remove_partial;
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n";

@@ -120,7 +120,10 @@ impl Cache {
         let mut trash: Vec<(&Repo, Utf8PathBuf)> = Vec::new();
         let mut moved_blobs = false;
         for removal in removals {
-            let dir = unique_sibling(&self.repo_dir(&removal.repo).join(".facehugger-gc"), "trash");
+            let dir = unique_sibling(
+                &self.repo_dir(&removal.repo).join(".facehugger-gc"),
+                "trash",
+            );
             // Whatever happens, what reached the trash is dealt with below.
             if let Err(error) = self.take_away(removal, &dir, &mut removed, &mut moved_blobs) {
                 failures.push(error);
@@ -193,7 +196,8 @@ impl Cache {
         for name in &removal.blobs {
             let _lock = self.lock_blob(repo, name)?;
             let moved = trash.join("blobs").join(name);
-            *moved_blobs |= rename_if_there(&self.blob_path(repo, name), &moved, "remove the blob")?;
+            *moved_blobs |=
+                rename_if_there(&self.blob_path(repo, name), &moved, "remove the blob")?;
         }
         if removal.partials {
             for (partial, size) in self.abandoned_partials(repo) {
@@ -250,7 +254,13 @@ impl Cache {
         let blobs = self.repo_dir(repo).join("blobs");
         let mut linked: HashSet<String> = HashSet::new();
         let mut files = Vec::new();
-        list_snapshot(&blobs, &self.repo_dir(repo).join("snapshots"), &mut files);
+        let mut changed = None;
+        list_snapshot(
+            &blobs,
+            &self.repo_dir(repo).join("snapshots"),
+            &mut files,
+            &mut changed,
+        );
         linked.extend(files.into_iter().filter_map(|pointee| match pointee {
             Pointee::Blob(name) => Some(name),
             Pointee::Other(_) => None,

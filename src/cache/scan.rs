@@ -37,6 +37,9 @@ pub(crate) struct RevisionScan {
     pub(crate) refs: Vec<String>,
     /// What each file of the snapshot leads to.
     pub(crate) files: Vec<Pointee>,
+    /// When a file was last added to (or removed from) the snapshot: the latest modification
+    /// time of its folders. A download in progress keeps it recent.
+    pub(crate) changed: Option<SystemTime>,
 }
 
 /// What a snapshot file leads to.
@@ -73,7 +76,11 @@ impl Cache {
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_dir() || kind.is_symlink()))
+            .filter(|entry| {
+                entry
+                    .file_type()
+                    .is_ok_and(|kind| kind.is_dir() || kind.is_symlink())
+            })
             .filter_map(|entry| {
                 let name = entry.file_name().into_string().ok()?;
                 let repo = repo_of_folder(&name)?;
@@ -99,13 +106,15 @@ impl Cache {
                 let commit = CommitId::parse(entry.file_name().to_str()?)?;
                 let snapshot = dir.join("snapshots").join(commit.as_str());
                 let mut files = Vec::new();
-                list_snapshot(&dir.join("blobs"), &snapshot, &mut files);
+                let mut changed = entry.metadata().and_then(|meta| meta.modified()).ok();
+                list_snapshot(&dir.join("blobs"), &snapshot, &mut files, &mut changed);
                 let mut refs = refs.remove(commit.as_str()).unwrap_or_default();
                 refs.sort();
                 Some(RevisionScan {
                     commit,
                     refs,
                     files,
+                    changed,
                 })
             })
             .collect();
@@ -177,15 +186,23 @@ fn read_refs(dir: &Utf8Path, prefix: &str, found: &mut BTreeMap<String, Vec<Stri
     }
 }
 
-/// Adds what each file under `dir` leads to (a snapshot, or every snapshot of `snapshots/`).
-pub(super) fn list_snapshot(blobs: &Utf8Path, dir: &Utf8Path, found: &mut Vec<Pointee>) {
+/// Adds what each file under `dir` leads to (a snapshot, or every snapshot of `snapshots/`),
+/// and keeps in `changed` the latest modification time of the folders below `dir`.
+pub(super) fn list_snapshot(
+    blobs: &Utf8Path,
+    dir: &Utf8Path,
+    found: &mut Vec<Pointee>,
+    changed: &mut Option<SystemTime>,
+) {
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let (Ok(name), Ok(kind)) = (entry.file_name().into_string(), entry.file_type()) else {
             continue;
         };
         let path = dir.join(&name);
         if kind.is_dir() {
-            list_snapshot(blobs, &path, found);
+            let modified = entry.metadata().and_then(|meta| meta.modified()).ok();
+            *changed = (*changed).max(modified);
+            list_snapshot(blobs, &path, found, changed);
         } else if kind.is_symlink() {
             let Some(target) = fs::read_link(&path)
                 .ok()
@@ -243,7 +260,13 @@ mod tests {
             repo_of_folder("datasets--a--b").unwrap().repo_type,
             RepoType::Dataset
         );
-        for other in ["blobs", ".locks", "kernels--a--b", "models--", "models--a--b--c"] {
+        for other in [
+            "blobs",
+            ".locks",
+            "kernels--a--b",
+            "models--",
+            "models--a--b--c",
+        ] {
             assert_eq!(repo_of_folder(other), None, "{other}");
         }
     }
@@ -283,7 +306,11 @@ mod tests {
         assert_eq!(scan.revisions[0].refs, Vec::<String>::new());
         assert_eq!(scan.revisions[0].files, vec![Pointee::Blob("e1".into())]);
         assert_eq!(scan.revisions[1].refs, vec!["main", "refs/pr/1"]);
-        assert!(scan.revisions[1].files.contains(&Pointee::Blob("e2".into())));
+        assert!(
+            scan.revisions[1]
+                .files
+                .contains(&Pointee::Blob("e2".into()))
+        );
         assert_eq!(
             scan.trash,
             vec![repo_dir.join(".facehugger-gc.0000000b.trash")]

@@ -137,7 +137,9 @@ impl SharedStore {
     /// Takes the payload's lock (BSD `flock` on `<h>.lock`, mode 0666 so that every user of a
     /// shared cache can take it; never through a link; never deleted). Blocks until it is free.
     pub(crate) fn lock(&self, hash: &str) -> Result<StoreLock<'_>, IoError> {
-        let path = self.lock_path(hash).ok_or_else(|| invalid_hash(&self.dir(), hash))?;
+        let path = self
+            .lock_path(hash)
+            .ok_or_else(|| invalid_hash(&self.dir(), hash))?;
         let file = no_follow(
             OpenOptions::new()
                 .read(true)
@@ -288,7 +290,11 @@ impl StoreLock<'_> {
         }
         match fs::remove_file(&manifest) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
-                return Err(IoError::new("remove the shared blob manifest", &manifest, err));
+                return Err(IoError::new(
+                    "remove the shared blob manifest",
+                    &manifest,
+                    err,
+                ));
             }
             _ => {}
         }
@@ -341,7 +347,9 @@ fn invalid_hash(dir: &Utf8Path, hash: &str) -> IoError {
     IoError::new(
         "use the shared blob store",
         dir,
-        io::Error::other(format!("`{shown}` is not a Xet hash (64 lowercase hex digits)")),
+        io::Error::other(format!(
+            "`{shown}` is not a Xet hash (64 lowercase hex digits)"
+        )),
     )
 }
 

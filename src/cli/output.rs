@@ -328,7 +328,11 @@ pub(super) fn gc(reporter: &Terminal, report: &GcReport, older_than: Duration, f
         }));
     } else {
         let mut out = anstream::stdout().lock();
-        let verb = if report.dry_run { "would remove" } else { "removed" };
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
         for revision in &report.removed {
             let refs = if revision.refs.is_empty() {
                 "(detached)".to_owned()
@@ -353,7 +357,11 @@ pub(super) fn gc(reporter: &Terminal, report: &GcReport, older_than: Duration, f
             "Total: {} {verb}{partials}, {} {}; kept {} pinned by {} and {} used within {}",
             plural(report.removed.len(), "revision"),
             human_bytes(report.freed),
-            if report.dry_run { "would be freed" } else { "freed" },
+            if report.dry_run {
+                "would be freed"
+            } else {
+                "freed"
+            },
             plural(report.kept_pinned, "revision"),
             plural(report.projects.len(), "project"),
             report.kept_recent,
@@ -450,7 +458,9 @@ pub(super) fn export(reporter: &Terminal, report: &ExportReport, link: LinkMode,
 }
 
 fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 /// How long ago, in words: `a few seconds ago`, `5 minutes ago`, `3 days ago`.

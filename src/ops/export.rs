@@ -195,7 +195,10 @@ pub fn export(options: &Options, export: &ExportOptions) -> Result<ExportReport,
         })?;
         for file in &files {
             validate_repo_path(&file.path).map_err(|why| {
-                Error::Other(format!("{}: the cached file list has a {why}", model.name()))
+                Error::Other(format!(
+                    "{}: the cached file list has a {why}",
+                    model.name()
+                ))
             })?;
         }
         let folder = export.dir.join(&name);
@@ -221,9 +224,9 @@ pub fn export(options: &Options, export: &ExportOptions) -> Result<ExportReport,
         retired: Vec::new(),
     };
     for job in &jobs {
-        report
-            .models
-            .push(export_model(cache, job, export.link).map_err(|e| e.for_model(job.model.name()))?);
+        report.models.push(
+            export_model(cache, job, export.link).map_err(|e| e.for_model(job.model.name()))?,
+        );
     }
     report.retired = retire_folders(&export.dir, &names)?;
     Ok(report)
@@ -353,7 +356,9 @@ fn export_model(cache: &Cache, job: &Job<'_>, link: LinkMode) -> Result<Exported
         }
     }
     if !job.record.revision.is_empty() && job.record.revision != record.revision {
-        let old = hf_dir.join("trees").join(format!("{}.json", job.record.revision));
+        let old = hf_dir
+            .join("trees")
+            .join(format!("{}.json", job.record.revision));
         let _ = fs::remove_file(old);
     }
     let tree = cache.tree_path(&job.model.repo, &job.commit);
@@ -470,7 +475,12 @@ fn mtime_ns(path: &Utf8Path) -> Result<u64, Error> {
 /// Writes `.cache/huggingface/download/<path>.metadata` as the reference client does:
 /// `<commit>\n<etag>\n<unix time>\n`. The time must not be before the file's modification
 /// time (less a second), or the reference client ignores the metadata and hashes the file.
-fn write_metadata(hf_dir: &Utf8Path, path: &str, commit: &CommitId, etag: &str) -> Result<(), Error> {
+fn write_metadata(
+    hf_dir: &Utf8Path,
+    path: &str,
+    commit: &CommitId,
+    etag: &str,
+) -> Result<(), Error> {
     let metadata = hf_dir.join("download").join(format!("{path}.metadata"));
     if let Ok(text) = fs::read_to_string(&metadata) {
         let mut lines = text.lines();
@@ -556,7 +566,9 @@ fn retire_folders(dir: &Utf8Path, current: &HashSet<String>) -> Result<Vec<Expor
                 done.removed += 1;
             }
         }
-        let tree = hf_dir.join("trees").join(format!("{}.json", record.revision));
+        let tree = hf_dir
+            .join("trees")
+            .join(format!("{}.json", record.revision));
         for file in [&tree, &record_path] {
             let _ = fs::remove_file(file);
         }
@@ -569,7 +581,10 @@ fn retire_folders(dir: &Utf8Path, current: &HashSet<String>) -> Result<Vec<Expor
             .filter_map(|entry| entry.file_name().into_string().ok())
             .collect();
         if left.iter().all(|name| {
-            matches!(name.as_str(), ".gitignore" | "CACHEDIR.TAG" | "download" | "trees")
+            matches!(
+                name.as_str(),
+                ".gitignore" | "CACHEDIR.TAG" | "download" | "trees"
+            )
         }) {
             for name in [".gitignore", "CACHEDIR.TAG"] {
                 let _ = fs::remove_file(hf_dir.join(name));

@@ -5,8 +5,8 @@
 //! download locks, shared Xet payloads only with their last reference).
 //!
 //! Last use is what `hf cache ls` reports as `last_accessed`: the latest access time of the
-//! revision's files (links followed, into the shared store too); an empty revision's folder's
-//! modification time.
+//! revision's files (links followed, into the shared store too), or the last time a file was
+//! added to its snapshot, if later (a download in progress links blobs nobody read for long).
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -180,6 +180,9 @@ pub fn gc(options: &Options, gc: &GcOptions) -> Result<GcReport, Error> {
             .sum::<u64>();
         return Ok(report);
     }
+    if let Some(hold) = options.env.gc_hold() {
+        hold_until_released(&hold);
+    }
     for stored in forgotten {
         if let Err(error) = registry.forget(stored) {
             report.failures.push(error);
@@ -191,6 +194,19 @@ pub fn gc(options: &Options, gc: &GcOptions) -> Result<GcReport, Error> {
     report.restored = removed.restored;
     report.failures.extend(failures);
     Ok(report)
+}
+
+/// For tests: creates `file`, then waits (a minute at most) until it is removed.
+fn hold_until_released(file: &camino::Utf8Path) {
+    if fs::write(file, "planned\n").is_err() {
+        return;
+    }
+    for _ in 0..3000 {
+        if !file.exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Decides what goes from one repo.
@@ -218,13 +234,10 @@ fn plan_repo(
             .filter_map(|pointee| cache.usage(repo, pointee))
             .collect();
         let snapshot = cache.snapshot_dir(repo, &revision.commit);
-        let last_used = usages.iter().map(|usage| usage.accessed).max().or_else(|| {
-            // An empty revision: when its folder last changed, as `hf cache ls` says.
-            fs::metadata(&snapshot)
-                .and_then(|meta| meta.modified())
-                .ok()
-        });
-        let last_used = last_used.unwrap_or(now);
+        // A snapshot that gained files lately counts as used then: a client may be
+        // downloading it right now, linking blobs that nobody read for long.
+        let accessed = usages.iter().map(|usage| usage.accessed).max();
+        let last_used = accessed.max(revision.changed).unwrap_or(now);
         let idle = now.duration_since(last_used).unwrap_or_default();
         if idle < older_than {
             plan.kept_recent += 1;
@@ -329,7 +342,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err(wrong());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(wrong());
         }
@@ -362,10 +377,7 @@ mod tests {
         assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * day)));
         assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(12 * 3600)));
-        assert_eq!(
-            parse_duration("1w2d"),
-            Ok(Duration::from_secs(9 * day))
-        );
+        assert_eq!(parse_duration("1w2d"), Ok(Duration::from_secs(9 * day)));
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         for bad in ["", "30", "d", "3x", "-1d", "1.5d", "99999999999999999999w"] {
             let error = parse_duration(bad).unwrap_err();

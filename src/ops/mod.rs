@@ -33,8 +33,8 @@ use crate::lock::Lock;
 use crate::manifest::Model;
 use crate::project::{Project, ProjectSpec};
 use crate::registry::Registry;
-use crate::report::{Event, Reporter};
 use crate::repo::CommitId;
+use crate::report::{Event, Reporter};
 use crate::sync::{LockMode, Settings, TransferOptions};
 
 /// What every operation needs: which project, which cache, how to reach the Hub.

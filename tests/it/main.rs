@@ -10,6 +10,7 @@ mod concurrency;
 mod docker;
 mod errors;
 mod faults;
+mod gc;
 mod hostile_hub;
 mod hostile_input;
 mod interop;
