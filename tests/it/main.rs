@@ -9,6 +9,7 @@ mod commands;
 mod concurrency;
 mod docker;
 mod errors;
+mod export;
 mod faults;
 mod gc;
 mod hostile_hub;
