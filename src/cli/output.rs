@@ -486,7 +486,7 @@ fn ago(time: SystemTime) -> String {
 fn short_duration(duration: Duration) -> String {
     let seconds = duration.as_secs();
     for (unit, size) in [("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)] {
-        if seconds >= size && seconds % size == 0 {
+        if seconds >= size && seconds.is_multiple_of(size) {
             return format!("{}{unit}", seconds / size);
         }
     }

@@ -540,3 +540,38 @@ fn a_shared_xet_payload_goes_with_its_last_reference() {
     let listed = listed_cleanly(&env, &python);
     assert_eq!(listed, Value::Array(vec![]));
 }
+
+#[test]
+fn sync_and_lock_remember_the_project_outside_the_cache() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.json\"\n");
+    env.run(&["lock"]).success();
+    fs::create_dir_all(env.cache()).unwrap();
+    let lock = env
+        .project()
+        .join("facehugger.lock")
+        .canonicalize()
+        .unwrap();
+    let locked = gc_json(&env, &["--dry-run"]);
+    assert_eq!(locked["projects"], serde_json::json!([lock]));
+    env.run(&[]).success();
+    // One small JSON file per project under $HF_HOME; nothing in the cache but the cache.
+    let registry = env.home().join("facehugger/projects");
+    let entries: Vec<PathBuf> = walk(&registry)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:#?}");
+    let entry: Value = serde_json::from_str(&fs::read_to_string(&entries[0]).unwrap()).unwrap();
+    assert_eq!(entry["lock"], lock.to_str().unwrap());
+    assert_eq!(
+        entry["cache"],
+        env.cache().canonicalize().unwrap().to_str().unwrap()
+    );
+    let mut top: Vec<String> = fs::read_dir(env.cache())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    top.sort();
+    assert_eq!(top, vec![".locks", "CACHEDIR.TAG", "models--acme--tiny"]);
+}
