@@ -352,9 +352,14 @@ pub(super) fn gc(reporter: &Terminal, report: &GcReport, older_than: Duration, f
             0 => String::new(),
             n => format!(" and {}", plural(n, "partial download")),
         };
+        let removed = if report.dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        };
         let _ = writeln!(
             out,
-            "Total: {} {verb}{partials}, {} {}; kept {} pinned by {} and {} used within {}",
+            "Total: {} {removed}{partials}, {} {}; kept {} pinned by {} and {} used within {}",
             plural(report.removed.len(), "revision"),
             human_bytes(report.freed),
             if report.dry_run {
