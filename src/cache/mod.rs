@@ -30,7 +30,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::repo::{CommitId, Repo, RepoFile};
 pub(crate) use remove::{Footprint, Removal};
-pub(crate) use scan::{Pointee, RepoScan, RevisionScan};
+pub(crate) use scan::{Pointee, RepoScan, RevisionScan, Usage};
 pub(crate) use shared::SharedStore;
 use tree::parse_tree;
 pub(crate) use write::remove_partial;

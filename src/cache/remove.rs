@@ -15,7 +15,7 @@
 //! interrupted between the two steps leaves the trash folder, which the next one finishes the
 //! same way.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, OpenOptions};
 use std::io;
 use std::time::{Duration, SystemTime};
@@ -24,10 +24,10 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::Cache;
 use super::remove_partial;
-use super::scan::{Pointee, list_snapshot};
+use super::scan::{Listing, Pointee};
 use super::shared::SharedStore;
 use crate::files::{IoError, no_follow, unique_sibling};
-use crate::repo::{CommitId, Repo};
+use crate::repo::{CommitId, Repo, is_lower_hex};
 
 /// Trash folders in a repo folder start with this (`.facehugger-gc.<8 hex>.trash`).
 pub(crate) const TRASH_PREFIX: &str = ".facehugger-gc.";
@@ -74,14 +74,20 @@ pub(crate) enum Footprint {
 }
 
 impl Cache {
-    /// How `blobs/<name>` of a repo is stored, for planning.
-    pub(crate) fn footprint(&self, repo: &Repo, name: &str, store_marked: bool) -> Footprint {
-        let path = self.blob_path(repo, name);
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => Footprint::Plain(meta.len()),
-            Ok(meta) if meta.is_symlink() && store_marked => self
+    /// How `blobs/<name>` of a repo is stored, for planning, given what
+    /// [`Cache::blob_usages`] found of it.
+    pub(crate) fn footprint(
+        &self,
+        repo: &Repo,
+        name: &str,
+        found: Option<&(bool, super::scan::Usage)>,
+        store_marked: bool,
+    ) -> Footprint {
+        match found {
+            Some((false, usage)) => Footprint::Plain(usage.size),
+            Some((true, _)) if store_marked => self
                 .store()
-                .linked_hash(&path)
+                .linked_hash(&self.blob_path(repo, name))
                 .map_or(Footprint::Missing, Footprint::Shared),
             _ => Footprint::Missing,
         }
@@ -101,10 +107,13 @@ impl Cache {
             .flatten()
             .flatten()
             .filter_map(|entry| {
-                let name = entry.file_name().into_string().ok()?;
+                let name = entry
+                    .file_name()
+                    .into_string()
+                    .ok()
+                    .filter(|name| name.ends_with(".incomplete"))?;
                 let meta = entry.metadata().ok().filter(|meta| meta.is_file())?;
-                (name.ends_with(".incomplete") && is_older(&meta, now, PARTIAL_AGE))
-                    .then(|| (blobs.join(name), meta.len()))
+                is_older(&meta, now, PARTIAL_AGE).then(|| (blobs.join(name), meta.len()))
             })
             .collect();
         found.sort();
@@ -205,6 +214,9 @@ impl Cache {
                     .file_name()
                     .and_then(|name| name.split('.').next())
                     .unwrap_or_default();
+                if !is_lower_hex(etag, 40) && !is_lower_hex(etag, 64) {
+                    continue;
+                }
                 let _lock = self.lock_blob(repo, etag)?;
                 // Still abandoned now that nobody can be resuming it?
                 let now = SystemTime::now();
@@ -254,13 +266,15 @@ impl Cache {
         let blobs = self.repo_dir(repo).join("blobs");
         let mut linked: HashSet<String> = HashSet::new();
         let mut files = Vec::new();
-        let mut changed = None;
-        list_snapshot(
-            &blobs,
-            &self.repo_dir(repo).join("snapshots"),
-            &mut files,
-            &mut changed,
-        );
+        // Every link read: this is what decides whether a blob may go.
+        let no_file_lists = HashMap::new();
+        Listing {
+            blobs: &blobs,
+            etags: &no_file_lists,
+            found: &mut files,
+            changed: &mut None,
+        }
+        .add(&self.repo_dir(repo).join("snapshots"), "");
         linked.extend(files.into_iter().filter_map(|pointee| match pointee {
             Pointee::Blob(name) => Some(name),
             Pointee::Other(_) => None,

@@ -1,10 +1,12 @@
 //! Reading every repo of the cache as `hf cache ls --revisions` sees it: each revision, the refs
-//! that point at it, and what each file of its snapshot leads to. Reads only; one listing per
-//! folder and one `readlink` per snapshot file, so that a cache of 100,000 files is read in a
-//! fraction of a second. The sizes and access times of blobs are looked up separately, only for
-//! the revisions that need them.
+//! that point at it, and what each file of its snapshot leads to. Reads only, and as few system
+//! calls as it takes, so that a cache of 100,000 files is read in a fraction of a second: one
+//! listing per folder; where a revision has its `trees/<commit>.json`, a link's blob is the etag
+//! the listing gives its path (facehugger and the reference client only ever link a file to the
+//! blob of its etag), else one `readlink`. The sizes and access times of blobs are read
+//! separately ([`Cache::blob_usages`]), once per blob, only for repos that need them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::time::SystemTime;
 
@@ -107,7 +109,22 @@ impl Cache {
                 let snapshot = dir.join("snapshots").join(commit.as_str());
                 let mut files = Vec::new();
                 let mut changed = entry.metadata().and_then(|meta| meta.modified()).ok();
-                list_snapshot(&dir.join("blobs"), &snapshot, &mut files, &mut changed);
+                let etags: HashMap<String, String> = self
+                    .read_tree(repo, &commit)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|file| {
+                        let etag = file.etag().to_owned();
+                        (file.path, etag)
+                    })
+                    .collect();
+                let mut listing = Listing {
+                    blobs: &dir.join("blobs"),
+                    etags: &etags,
+                    found: &mut files,
+                    changed: &mut changed,
+                };
+                listing.add(&snapshot, "");
                 let mut refs = refs.remove(commit.as_str()).unwrap_or_default();
                 refs.sort();
                 Some(RevisionScan {
@@ -142,13 +159,34 @@ impl Cache {
         }
     }
 
-    /// The size and access time of what a snapshot file leads to (links followed, into the
-    /// shared store too), as `hf cache ls` stats it; `None` if it is missing.
-    pub(crate) fn usage(&self, repo: &Repo, pointee: &Pointee) -> Option<Usage> {
-        let path = match pointee {
-            Pointee::Blob(name) => self.blob_path(repo, name),
-            Pointee::Other(path) => path.clone(),
-        };
+    /// The size and access time of every blob of a repo (links followed, into the shared store
+    /// too, as `hf cache ls` stats them), by name, with whether the blob is a link. One `stat`
+    /// per blob, relative to the listed folder.
+    pub(crate) fn blob_usages(&self, repo: &Repo) -> HashMap<String, (bool, Usage)> {
+        let blobs = self.repo_dir(repo).join("blobs");
+        fs::read_dir(&blobs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let link = entry.file_type().ok()?.is_symlink();
+                let meta = if link {
+                    fs::metadata(blobs.join(&name)).ok()?
+                } else {
+                    entry.metadata().ok()?
+                };
+                let usage = Usage {
+                    size: meta.len(),
+                    accessed: meta.accessed().ok()?,
+                };
+                meta.is_file().then_some((name, (link, usage)))
+            })
+            .collect()
+    }
+
+    /// The size and access time of a snapshot file that is not a link to a blob.
+    pub(crate) fn other_usage(&self, path: &Utf8Path) -> Option<Usage> {
         let meta = fs::metadata(path).ok()?;
         Some(Usage {
             size: meta.len(),
@@ -186,33 +224,46 @@ fn read_refs(dir: &Utf8Path, prefix: &str, found: &mut BTreeMap<String, Vec<Stri
     }
 }
 
-/// Adds what each file under `dir` leads to (a snapshot, or every snapshot of `snapshots/`),
-/// and keeps in `changed` the latest modification time of the folders below `dir`.
-pub(super) fn list_snapshot(
-    blobs: &Utf8Path,
-    dir: &Utf8Path,
-    found: &mut Vec<Pointee>,
-    changed: &mut Option<SystemTime>,
-) {
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let (Ok(name), Ok(kind)) = (entry.file_name().into_string(), entry.file_type()) else {
-            continue;
-        };
-        let path = dir.join(&name);
-        if kind.is_dir() {
-            let modified = entry.metadata().and_then(|meta| meta.modified()).ok();
-            *changed = (*changed).max(modified);
-            list_snapshot(blobs, &path, found, changed);
-        } else if kind.is_symlink() {
-            let Some(target) = fs::read_link(&path)
-                .ok()
-                .and_then(|target| Utf8PathBuf::from_path_buf(target).ok())
-            else {
+/// A walk through snapshot folders, adding what each file leads to.
+pub(super) struct Listing<'a> {
+    /// The repo's `blobs/`.
+    pub(super) blobs: &'a Utf8Path,
+    /// The etag of each file path, from the revision's file list (empty: read every link).
+    pub(super) etags: &'a HashMap<String, String>,
+    /// What the files lead to.
+    pub(super) found: &'a mut Vec<Pointee>,
+    /// The latest modification time of the folders walked.
+    pub(super) changed: &'a mut Option<SystemTime>,
+}
+
+impl Listing<'_> {
+    /// Adds the files under `dir`, whose path in the snapshot starts with `prefix`.
+    pub(super) fn add(&mut self, dir: &Utf8Path, prefix: &str) {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let (Ok(name), Ok(kind)) = (entry.file_name().into_string(), entry.file_type()) else {
                 continue;
             };
-            found.push(pointee(blobs, dir, &target));
-        } else {
-            found.push(Pointee::Other(path));
+            let path = dir.join(&name);
+            let relative = format!("{prefix}{name}");
+            if kind.is_dir() {
+                let modified = entry.metadata().and_then(|meta| meta.modified()).ok();
+                *self.changed = (*self.changed).max(modified);
+                self.add(&path, &format!("{relative}/"));
+            } else if kind.is_symlink() {
+                if let Some(etag) = self.etags.get(&relative) {
+                    self.found.push(Pointee::Blob(etag.clone()));
+                    continue;
+                }
+                let Some(target) = fs::read_link(&path)
+                    .ok()
+                    .and_then(|target| Utf8PathBuf::from_path_buf(target).ok())
+                else {
+                    continue;
+                };
+                self.found.push(pointee(self.blobs, dir, &target));
+            } else {
+                self.found.push(Pointee::Other(path));
+            }
         }
     }
 }
@@ -315,9 +366,10 @@ mod tests {
             scan.trash,
             vec![repo_dir.join(".facehugger-gc.0000000b.trash")]
         );
-        let usage = cache.usage(&repo, &Pointee::Blob("e1".into())).unwrap();
-        assert_eq!(usage.size, 3);
-        assert_eq!(cache.usage(&repo, &Pointee::Blob("e2".into())), None);
+        let usages = cache.blob_usages(&repo);
+        assert_eq!(usages["e1"].1.size, 3);
+        assert!(!usages["e1"].0);
+        assert!(!usages.contains_key("e2"));
     }
 
     #[test]

@@ -372,8 +372,13 @@ pub(super) fn gc(reporter: &Terminal, report: &GcReport, older_than: Duration, f
             report.kept_recent,
             short_duration(older_than),
         );
+        let forgot = if report.dry_run {
+            "Would forget"
+        } else {
+            "Forgot"
+        };
         for lock in &report.forgotten {
-            reporter.status("Forgot", &format!("{lock} (the lock file is gone)"));
+            reporter.status(forgot, &format!("{lock} (the lock file is gone)"));
         }
         if report.restored > 0 {
             reporter.status(

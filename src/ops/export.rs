@@ -218,6 +218,10 @@ pub fn export(options: &Options, export: &ExportOptions) -> Result<ExportReport,
         });
     }
     check(cache, &jobs)?;
+    let mut linker = Linker {
+        mode: export.link,
+        reflinks_refused: false,
+    };
     let mut report = ExportReport {
         dir: export.dir.clone(),
         models: Vec::new(),
@@ -225,7 +229,7 @@ pub fn export(options: &Options, export: &ExportOptions) -> Result<ExportReport,
     };
     for job in &jobs {
         report.models.push(
-            export_model(cache, job, export.link).map_err(|e| e.for_model(job.model.name()))?,
+            export_model(cache, job, &mut linker).map_err(|e| e.for_model(job.model.name()))?,
         );
     }
     report.retired = retire_folders(&export.dir, &names)?;
@@ -299,7 +303,7 @@ fn holds(path: &Utf8Path, file: &RepoFile) -> Result<bool, Error> {
 
 /// Exports one model: writes what changed, removes what is no longer selected, then the
 /// metadata and the record.
-fn export_model(cache: &Cache, job: &Job<'_>, link: LinkMode) -> Result<ExportedModel, Error> {
+fn export_model(cache: &Cache, job: &Job<'_>, linker: &mut Linker) -> Result<ExportedModel, Error> {
     let hf_dir = job.folder.join(".cache/huggingface");
     let mut done = ExportedModel {
         model: job.model.name(),
@@ -317,15 +321,19 @@ fn export_model(cache: &Cache, job: &Job<'_>, link: LinkMode) -> Result<Exported
         let dest = job.folder.join(&file.path);
         let known = job.record.files.get(&file.path);
         match known {
-            Some(known) if is_current(&dest, known, file, link) => {
+            Some(known) if is_current(&dest, known, file, linker.mode) => {
                 done.unchanged += 1;
                 record.files.insert(file.path.clone(), known.clone());
+                write_metadata(&hf_dir, &file.path, &job.commit, file.etag(), false)?;
             }
             // Not ours, and `check` found it holds the right bytes: leave it, not ours to remove.
-            None if fs::symlink_metadata(&dest).is_ok() => done.unchanged += 1,
+            None if fs::symlink_metadata(&dest).is_ok() => {
+                done.unchanged += 1;
+                write_metadata(&hf_dir, &file.path, &job.commit, file.etag(), false)?;
+            }
             _ => {
                 let source = cache.blob_path(&job.model.repo, file.etag());
-                let made = materialize(&source, &dest, link)?;
+                let made = linker.make(&source, &dest)?;
                 match made {
                     LinkMode::Reflink => done.reflinked += 1,
                     LinkMode::Hard => done.hard_linked += 1,
@@ -345,9 +353,10 @@ fn export_model(cache: &Cache, job: &Job<'_>, link: LinkMode) -> Result<Exported
                         link: made,
                     },
                 );
+                // Written now: the metadata must be at least as recent as the file.
+                write_metadata(&hf_dir, &file.path, &job.commit, file.etag(), true)?;
             }
         }
-        write_metadata(&hf_dir, &file.path, &job.commit, file.etag())?;
     }
     for path in job.record.files.keys() {
         if !record.files.contains_key(path) && job.files.iter().all(|file| &file.path != path) {
@@ -386,6 +395,28 @@ fn is_current(dest: &Utf8Path, known: &RecordedFile, file: &RepoFile, link: Link
         && link.accepts(known.link)
         && fs::symlink_metadata(dest).is_ok_and(|meta| meta.is_file() && meta.len() == known.size)
         && mtime_ns(dest).is_ok_and(|mtime| mtime == known.mtime_ns)
+}
+
+/// Makes exported files the way `--link` says.
+struct Linker {
+    mode: LinkMode,
+    /// With `auto`: the file system refused a reflink, so the next files are copied at once.
+    reflinks_refused: bool,
+}
+
+impl Linker {
+    /// Makes `dest` from the blob at `source`; returns how it was made.
+    fn make(&mut self, source: &Utf8Path, dest: &Utf8Path) -> Result<LinkMode, Error> {
+        let mode = match self.mode {
+            LinkMode::Auto if self.reflinks_refused => LinkMode::Copy,
+            mode => mode,
+        };
+        let made = materialize(source, dest, mode)?;
+        if self.mode == LinkMode::Auto && made == LinkMode::Copy {
+            self.reflinks_refused = true;
+        }
+        Ok(made)
+    }
 }
 
 /// Makes `dest` from the blob at `source`, under a temporary name then renamed into place, so
@@ -444,7 +475,21 @@ fn hard_link(source: &Utf8Path, temp: &Utf8Path) -> Result<(), Error> {
         Error::Io(IoError::new(action, temp, err))
     })?;
     // The file is the cache's blob: read-only, so that editing it cannot corrupt the cache.
-    set_mode(temp, 0o444)
+    // Only the write bits go: a private blob (0400 in the shared store) stays private.
+    let mode = file_mode(temp)?;
+    set_mode(temp, mode & !0o222)
+}
+
+#[cfg(unix)]
+fn file_mode(path: &Utf8Path) -> Result<u32, Error> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::metadata(path).map_err(|err| Error::io("read", path, err))?;
+    Ok(meta.permissions().mode() & 0o7777)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_path: &Utf8Path) -> Result<u32, Error> {
+    Ok(0o444)
 }
 
 #[cfg(unix)]
@@ -474,15 +519,17 @@ fn mtime_ns(path: &Utf8Path) -> Result<u64, Error> {
 
 /// Writes `.cache/huggingface/download/<path>.metadata` as the reference client does:
 /// `<commit>\n<etag>\n<unix time>\n`. The time must not be before the file's modification
-/// time (less a second), or the reference client ignores the metadata and hashes the file.
+/// time (less a second), or the reference client ignores the metadata (and downloads the file
+/// again): so a file just written gets new metadata (`fresh`), even for the same commit and etag.
 fn write_metadata(
     hf_dir: &Utf8Path,
     path: &str,
     commit: &CommitId,
     etag: &str,
+    fresh: bool,
 ) -> Result<(), Error> {
     let metadata = hf_dir.join("download").join(format!("{path}.metadata"));
-    if let Ok(text) = fs::read_to_string(&metadata) {
+    if !fresh && let Ok(text) = fs::read_to_string(&metadata) {
         let mut lines = text.lines();
         if lines.next() == Some(commit.as_str()) && lines.next() == Some(etag) {
             return Ok(());
@@ -493,8 +540,22 @@ fn write_metadata(
         .unwrap_or_default()
         .as_secs_f64();
     let text = format!("{commit}\n{etag}\n{now:.6}\n");
-    write_atomically(&metadata, text.as_bytes(), 0o644)?;
-    Ok(())
+    write_replacing(&metadata, text.as_bytes())
+}
+
+/// Writes a small file under a temporary name and renames it into place, without flushing it
+/// to the disk first: a metadata file lost in a power cut only costs the reference client a
+/// re-hash, and a flush per exported file costs more than the files.
+fn write_replacing(path: &Utf8Path, contents: &[u8]) -> Result<(), Error> {
+    let parent = path.parent().unwrap_or(Utf8Path::new("."));
+    fs::create_dir_all(parent).map_err(|err| Error::io("create the folder", parent, err))?;
+    let temp = unique_sibling(path, "tmp");
+    fs::write(&temp, contents)
+        .and_then(|()| fs::rename(&temp, path))
+        .map_err(|err| {
+            let _ = fs::remove_file(&temp);
+            Error::io("write", path, err)
+        })
 }
 
 /// Removes a file export wrote and no longer wants (if it is still a plain file), its metadata,

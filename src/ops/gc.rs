@@ -8,14 +8,14 @@
 //! revision's files (links followed, into the shared store too), or the last time a file was
 //! added to its snapshot, if later (a download in progress links blobs nobody read for long).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::time::{Duration, SystemTime};
 
 use camino::Utf8PathBuf;
 
 use super::Options;
-use crate::cache::{Cache, Footprint, Pointee, Removal, RepoScan};
+use crate::cache::{Cache, Footprint, Pointee, Removal, RepoScan, Usage};
 use crate::error::Error;
 use crate::files::IoError;
 use crate::pool::run_parallel;
@@ -222,16 +222,21 @@ fn plan_repo(
     let mut plan = RepoPlan::default();
     let mut going = Vec::new();
     let mut staying = Vec::new();
+    let mut blobs: Option<HashMap<String, (bool, Usage)>> = None;
     for revision in &scan.revisions {
         if pins.contains(&(repo.clone(), revision.commit.clone())) {
             plan.kept_pinned += 1;
             staying.push(revision);
             continue;
         }
+        let blobs = blobs.get_or_insert_with(|| cache.blob_usages(repo));
         let unique: HashSet<&Pointee> = revision.files.iter().collect();
-        let usages: Vec<_> = unique
+        let usages: Vec<Usage> = unique
             .into_iter()
-            .filter_map(|pointee| cache.usage(repo, pointee))
+            .filter_map(|pointee| match pointee {
+                Pointee::Blob(name) => blobs.get(name).map(|(_, usage)| *usage),
+                Pointee::Other(path) => cache.other_usage(path),
+            })
             .collect();
         let snapshot = cache.snapshot_dir(repo, &revision.commit);
         // A snapshot that gained files lately counts as used then: a client may be
@@ -257,9 +262,10 @@ fn plan_repo(
     if going.is_empty() && scan.trash.is_empty() {
         return plan;
     }
+    let found = blobs.unwrap_or_else(|| cache.blob_usages(repo));
     let blobs = blobs_to_remove(&scan, &going, &staying);
     for name in &blobs {
-        match cache.footprint(repo, name, store_marked) {
+        match cache.footprint(repo, name, found.get(name), store_marked) {
             Footprint::Plain(size) => plan.freed += size,
             Footprint::Shared(hash) => plan
                 .shared

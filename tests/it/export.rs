@@ -45,6 +45,49 @@ fn files_of(env: &Env, repo_type: &str, repo: &str, commit: &str) -> Vec<(String
     files
 }
 
+/// `hf download REPO --revision COMMIT --local-dir FOLDER` makes no request about the repo: it
+/// finds every file up to date.
+fn downloads_nothing(
+    env: &Env,
+    python: &Path,
+    repo: &str,
+    kind: &str,
+    commit: &str,
+    folder: &Path,
+    extra: &[&str],
+) {
+    env.hub.clear_requests();
+    let mut args = vec![
+        "download",
+        repo,
+        "--repo-type",
+        kind,
+        "--revision",
+        commit,
+        "--local-dir",
+        folder.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    reference(env, python, "hf", &args, false);
+    // (The CLI asks the hub about agent harnesses; nothing about the repos.)
+    let about_repos: Vec<String> = env
+        .requests()
+        .iter()
+        .filter(|request| {
+            request.url.contains("/resolve/")
+                || request.url.starts_with("/api/models")
+                || request.url.starts_with("/api/datasets")
+        })
+        .map(|request| format!("{} {}", request.method, request.url))
+        .collect();
+    assert_eq!(
+        about_repos,
+        Vec::<String>::new(),
+        "{repo} in {}",
+        folder.display()
+    );
+}
+
 #[test]
 fn export_writes_plain_files_that_hf_download_finds_up_to_date() {
     let env = Env::new();
@@ -100,41 +143,24 @@ fn export_writes_plain_files_that_hf_download_finds_up_to_date() {
 
     // The reference client finds every file up to date: not one request about them.
     let Some(python) = python() else { return };
-    env.hub.clear_requests();
-    for (repo, kind, commit, folder) in [
-        ("acme/tiny", "model", &main, "acme--tiny"),
-        ("acme/data", "dataset", &data, "DATA"),
-    ] {
-        let folder = out.join(folder);
-        reference(
-            &env,
-            &python,
-            "hf",
-            &[
-                "download",
-                repo,
-                "--repo-type",
-                kind,
-                "--revision",
-                commit,
-                "--local-dir",
-                folder.to_str().unwrap(),
-            ],
-            false,
-        );
-    }
-    // (The CLI asks the hub about agent harnesses; nothing about the repos.)
-    let about_repos: Vec<String> = env
-        .requests()
-        .iter()
-        .filter(|request| {
-            request.url.contains("/resolve/")
-                || request.url.starts_with("/api/models")
-                || request.url.starts_with("/api/datasets")
-        })
-        .map(|request| format!("{} {}", request.method, request.url))
-        .collect();
-    assert_eq!(about_repos, Vec::<String>::new());
+    downloads_nothing(
+        &env,
+        &python,
+        "acme/tiny",
+        "model",
+        &main,
+        &out.join("acme--tiny"),
+        &[],
+    );
+    downloads_nothing(
+        &env,
+        &python,
+        "acme/data",
+        "dataset",
+        &data,
+        &out.join("DATA"),
+        &[],
+    );
     let verified = reference(
         &env,
         &python,
@@ -207,6 +233,19 @@ fn a_second_export_changes_only_what_changed_and_removes_only_its_own_files() {
         fs::read_to_string(folder.join("README.md")).unwrap(),
         "# tiny\n\nA tiny test model.\n"
     );
+    if let Some(python) = python() {
+        let first = env.commit("model", "acme/tiny", "v1.0");
+        let exclude = ["--exclude", "onnx/*"];
+        downloads_nothing(
+            &env,
+            &python,
+            "acme/tiny",
+            "model",
+            &first,
+            &folder,
+            &exclude,
+        );
+    }
 
     // The model leaves the manifest: its files go, the user's stays.
     env.manifest("models:\n  - repo: acme/data\n    repo_type: dataset\n");
