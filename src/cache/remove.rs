@@ -49,6 +49,9 @@ pub(crate) struct Removal {
     pub(crate) trash: Vec<Utf8PathBuf>,
     /// Whether to remove abandoned partial downloads.
     pub(crate) partials: bool,
+    /// Whether no revision of the repo stays: then the file lists and 404 markers of commits
+    /// without a snapshot go too, so that the repo folder can go.
+    pub(crate) everything: bool,
 }
 
 /// What a removal did.
@@ -200,6 +203,17 @@ impl Cache {
                     return Err(IoError::new("remove", &no_exist, err));
                 }
                 _ => {}
+            }
+        }
+        if removal.everything {
+            for sub in ["trees", ".no_exist"] {
+                let path = dir.join(sub);
+                match fs::remove_dir_all(&path) {
+                    Err(err) if err.kind() != io::ErrorKind::NotFound => {
+                        return Err(IoError::new("remove", &path, err));
+                    }
+                    _ => {}
+                }
             }
         }
         for name in &removal.blobs {

@@ -289,6 +289,7 @@ fn plan_repo(
         blobs,
         trash: scan.trash.clone(),
         partials,
+        everything: staying.is_empty() && !going.is_empty(),
     });
     plan
 }

@@ -14,10 +14,10 @@ pub fn sync(
     reporter: &dyn Reporter,
 ) -> Result<SyncReport, Error> {
     let settings = options.find(mode)?;
-    let result = sync::sync(&settings, reporter);
-    // Even a sync that failed for some files has written the lock: its revisions are wanted.
+    let report = sync::sync(&settings, reporter)?;
+    // Only a sync that succeeded: a failed command writes nothing outside the cache.
     super::remember(&settings, &options.env, reporter);
-    result
+    Ok(report)
 }
 
 /// What `sync` would do, per model: the files to download and those already cached. Writes
