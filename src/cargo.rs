@@ -56,6 +56,14 @@ pub(crate) fn declares_models(cargo_toml: &Utf8Path, table: Table) -> bool {
     })
 }
 
+/// Whether the file's `[workspace]` names its `default-members`.
+pub(crate) fn names_default_members(cargo_toml: &Utf8Path) -> bool {
+    std::fs::read_to_string(cargo_toml).is_ok_and(|text| {
+        DeTable::parse(&text)
+            .is_ok_and(|root| lookup(root.get_ref(), &["workspace", "default-members"]).is_some())
+    })
+}
+
 /// Whether the file has a `[workspace]` table.
 pub(crate) fn is_workspace_root(cargo_toml: &Utf8Path) -> bool {
     has_table(cargo_toml, "workspace")

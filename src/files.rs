@@ -2,9 +2,9 @@
 //! temporary name, then a rename), and refusing to write through symbolic links.
 
 use std::collections::hash_map::RandomState;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{RwLock, RwLockReadGuard};
 
@@ -77,21 +77,70 @@ pub(crate) fn refuse_link(path: &Utf8Path, action: &'static str) -> Result<(), I
 }
 
 /// Options that open a file only if it is not a symbolic link: a link planted by someone else
-/// is refused, not followed.
+/// is refused, not followed. (Unix only: elsewhere callers check with `symlink_metadata` first.)
 pub(crate) fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
-    options.custom_flags(o_nofollow())
+    #[cfg(unix)]
+    options.custom_flags(libc::O_NOFOLLOW);
+    options
 }
 
-/// `O_NOFOLLOW`.
-fn o_nofollow() -> i32 {
-    #[cfg(target_os = "linux")]
-    {
-        0o400000
+/// Opens a file the cache keeps, to read it: never through a symbolic link, and only a regular
+/// file (a FIFO would block the open, a device such as `/dev/zero` would never end). A missing
+/// file is `NotFound`, for callers to whom that is no error.
+pub(crate) fn open_regular(path: &Utf8Path) -> io::Result<File> {
+    // Checked first for a clear message; O_NOFOLLOW and the check on what was opened close the
+    // window in which the path could be swapped.
+    check_regular(&fs::symlink_metadata(path)?)?;
+    let mut options = OpenOptions::new();
+    options.read(true);
+    // O_NONBLOCK: should a FIFO be swapped in after the check, the open does not wait for a
+    // writer (it changes nothing for a regular file).
+    #[cfg(unix)]
+    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    check_regular(&file.metadata()?)?;
+    Ok(file)
+}
+
+fn check_regular(meta: &fs::Metadata) -> io::Result<()> {
+    if meta.file_type().is_symlink() {
+        Err(io::Error::other(
+            "it is a symbolic link, and facehugger never follows one where the cache keeps a file; remove it",
+        ))
+    } else if !meta.is_file() {
+        Err(io::Error::other("it is not a regular file"))
+    } else {
+        Ok(())
     }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0x100
+}
+
+/// Reads a whole file the cache keeps as data (a ref, a tree listing, a chunk record), as
+/// [`open_regular`] opens it, refusing one of more than `cap` bytes: what is read stays bounded
+/// whatever was planted there. `Ok(None)` when there is no such file.
+pub(crate) fn read_capped(
+    path: &Utf8Path,
+    cap: u64,
+    action: &'static str,
+) -> Result<Option<Vec<u8>>, IoError> {
+    let file = match open_regular(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(IoError::new(action, path, err)),
+    };
+    let mut bytes = Vec::new();
+    file.take(cap.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|err| IoError::new(action, path, err))?;
+    if bytes.len() as u64 > cap {
+        return Err(IoError::new(
+            action,
+            path,
+            io::Error::other(format!(
+                "it holds more than {cap} bytes, more than such a file can"
+            )),
+        ));
     }
+    Ok(Some(bytes))
 }
 
 /// Held (shared) while a small file is written and renamed into place; [`stop_writes`] takes

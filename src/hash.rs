@@ -115,6 +115,7 @@ mod tests {
             size: 6,
             blob_id: "ce013625030ba8dba906f756967f9e9ca394464a".into(),
             lfs_sha256: None,
+            xet_hash: None,
         };
         let mut verifier = Verifier::new(&file);
         verifier.update(b"hello\n");
@@ -128,6 +129,7 @@ mod tests {
             size: 3,
             blob_id: "0".repeat(40),
             lfs_sha256: Some("0".repeat(64)),
+            xet_hash: None,
         };
         let mut verifier = Verifier::new(&file);
         verifier.update(b"abc");

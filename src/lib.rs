@@ -59,7 +59,7 @@ pub use env::Env;
 pub use error::{Error, OutOfDate, Result};
 pub use files::IoError;
 pub use hash::{HashKind, Mismatch};
-pub use hub::HubError;
+pub use hub::{HubError, RateLimit};
 pub use location::Location;
 pub use lock::{LOCK_FILE, Lock, LockEntry, LockError};
 pub use manifest::{DEFAULT_REF, MANIFEST_FILE, Manifest, ManifestError, Model};

@@ -8,7 +8,9 @@
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::cargo::{Table, declares_models, is_package, is_workspace_root, parse_models};
+use crate::cargo::{
+    Table, declares_models, is_package, is_workspace_root, names_default_members, parse_models,
+};
 use crate::error::Error;
 use crate::lock::{LOCK_FILE, Lock};
 use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError, Model};
@@ -99,7 +101,11 @@ impl ProjectSpec {
                 table: None,
             });
         }
-        let path = find_upwards(&self.absolute_dir(), "Cargo.toml").unwrap_or(manifest);
+        // A Cargo.toml the user named is the one to edit; else the one nearest the folder.
+        let path = match &self.manifest {
+            Some(named) => self.base().join(named),
+            None => find_upwards(&self.absolute_dir(), "Cargo.toml").unwrap_or(manifest),
+        };
         let table = if is_package(&path) {
             Table::Package
         } else {
@@ -142,25 +148,29 @@ impl ProjectSpec {
                 )));
             }
         }
-        // From a member's folder (not the root), sync that member, as cargo builds it.
-        let current = cargo_toml.filter(|path| *path != root_toml.as_path());
+        // Which members, as cargo picks the packages to build: those `-p` names; else the
+        // member whose Cargo.toml this is (given, or the nearest to the current folder); else,
+        // at the workspace root, its `default-members` if it names them, else every member.
+        // (The paths may be spelt differently: compared as files.)
+        let member = cargo_toml.filter(|path| !same_file(path, &root_toml));
+        let defaults = (names_default_members(&root_toml)
+            && metadata.workspace_default_members.is_available())
+        .then(|| &*metadata.workspace_default_members);
         let mut models = read_cargo_models(&root_toml, Table::Workspace)?;
         let mut selection: Vec<usize> = (0..models.len()).collect();
-        let mut narrowed = !self.packages.is_empty();
+        let narrowed = !self.packages.is_empty() || member.is_some() || defaults.is_some();
         for package in members {
             let package_models = read_cargo_models(&package.manifest_path, Table::Package)?;
-            let selected = if self.packages.is_empty() {
-                match current {
-                    Some(path) => {
-                        narrowed = true;
-                        same_file(path, &package.manifest_path)
-                    }
-                    None => true,
-                }
-            } else {
+            let selected = if !self.packages.is_empty() {
                 self.packages
                     .iter()
                     .any(|wanted| wanted == package.name.as_str())
+            } else if let Some(path) = member {
+                same_file(path, &package.manifest_path)
+            } else if let Some(defaults) = defaults {
+                defaults.contains(&package.id)
+            } else {
+                true
             };
             for model in package_models {
                 if selected {

@@ -250,6 +250,10 @@ pub struct RepoFile {
     pub blob_id: String,
     /// For LFS files, the sha256 of the content (64 hex): their etag.
     pub lfs_sha256: Option<String>,
+    /// For files stored in Xet, their Xet hash (64 hex, as the Hub lists it): kept in
+    /// `trees/<commit>.json` as the reference client keeps it, and the name of the file in hf's
+    /// shared blob store.
+    pub xet_hash: Option<String>,
 }
 
 impl RepoFile {
@@ -262,6 +266,11 @@ impl RepoFile {
 /// True for a string of `len` lowercase hex digits: what blob names and hashes must be.
 pub fn is_lower_hex(text: &str, len: usize) -> bool {
     text.len() == len && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// True for a Xet hash as the reference client accepts one: 64 hex digits, either case.
+pub(crate) fn is_xet_hash(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Checks a file path from the Hub before it becomes a path in the cache: relative, `/`-separated,

@@ -1,6 +1,8 @@
 //! What the operations tell their caller as they go: status events (a command line prints them
 //! as cargo-style lines, a build script says nothing) and download progress.
 
+use std::time::Duration;
+
 use camino::Utf8Path;
 
 /// Something that happened, for the caller to show.
@@ -52,6 +54,18 @@ pub enum Event<'a> {
     Warning {
         /// What, in words.
         message: &'a str,
+    },
+    /// The Hub said a rate limit was reached: every request waits this long (until its window
+    /// resets), then the run goes on.
+    RateLimited {
+        /// How long.
+        wait: Duration,
+        /// What the limit counts (`resolvers`, `api`, ...).
+        resource: &'a str,
+        /// Requests allowed per window, if the Hub said.
+        quota: Option<u64>,
+        /// The window, in seconds, if the Hub said.
+        window_seconds: Option<u64>,
     },
     /// A manifest was edited (or left as it was).
     Edited {

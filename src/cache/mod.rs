@@ -23,17 +23,28 @@ mod tree;
 mod write;
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
+use std::fs::{self, File};
+use std::io;
 use std::sync::Mutex;
 
-use camino::{Utf8Path, Utf8PathBuf};
+use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 
-use crate::repo::{CommitId, Repo, RepoFile};
+use crate::files::{IoError, open_regular, parent_of, read_capped};
+use crate::repo::{CommitId, Repo, RepoFile, is_lower_hex};
 pub(crate) use remove::{Footprint, Removal};
 pub(crate) use scan::{Pointee, RepoScan, RevisionScan, Usage};
 pub(crate) use shared::SharedStore;
 use tree::parse_tree;
 pub(crate) use write::remove_partial;
+
+/// Bytes a ref may hold: a commit id, nothing more.
+const REF_BYTES: u64 = 40;
+
+/// Bytes a `trees/<commit>.json` may hold: 256 MiB. A file's entry takes about 300 bytes (its
+/// path, size, sha1, sha256 and Xet hash), so this is room for some 900,000 files, nine times
+/// the 100,000 the Hub advises as a repo's most; a larger file is refused rather than read into
+/// memory (a sync then asks the Hub for the listing).
+const TREE_BYTES: u64 = 256 * 1024 * 1024;
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n";
 
@@ -110,28 +121,49 @@ impl Cache {
             .join(format!("{etag}.lock"))
     }
 
-    /// The commit `refs/<ref>` points at, if the cache has it (read without trimming, as the
-    /// reference client reads it: a ref with a newline is not a valid ref).
-    pub(crate) fn read_ref(&self, repo: &Repo, reference: &str) -> Option<CommitId> {
-        let text = fs::read_to_string(self.ref_path(repo, reference)).ok()?;
-        CommitId::parse(&text)
+    /// The commit `refs/<ref>` points at, if the cache has that ref. Read as the reference
+    /// client reads it, without trimming (a ref with a newline is no ref), and never through a
+    /// link: anything but a regular file of exactly a commit id is an error naming the ref.
+    pub(crate) fn read_ref(
+        &self,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<Option<CommitId>, IoError> {
+        let path = self.ref_path(repo, reference);
+        let Some(bytes) = read_capped(&path, REF_BYTES, "read the ref")? else {
+            return Ok(None);
+        };
+        match std::str::from_utf8(&bytes).ok().and_then(CommitId::parse) {
+            Some(commit) => Ok(Some(commit)),
+            None => Err(IoError::new(
+                "read the ref",
+                &path,
+                io::Error::other("it does not hold a 40-hex commit id"),
+            )),
+        }
     }
 
-    /// The commit's file listing from `trees/<commit>.json`, if cached and valid.
-    pub(crate) fn read_tree(&self, repo: &Repo, commit: &CommitId) -> Option<Vec<RepoFile>> {
-        let text = fs::read_to_string(self.tree_path(repo, commit)).ok()?;
-        parse_tree(&text)
+    /// The commit's file listing from `trees/<commit>.json`, if cached. One in another format
+    /// (or that does not parse) is `None`, as the reference client ignores it and asks the Hub
+    /// again; a link, something else than a regular file, or a file too large to be a listing
+    /// is an error naming it.
+    pub(crate) fn read_tree(
+        &self,
+        repo: &Repo,
+        commit: &CommitId,
+    ) -> Result<Option<Vec<RepoFile>>, IoError> {
+        let path = self.tree_path(repo, commit);
+        let Some(bytes) = read_capped(&path, TREE_BYTES, "read the file listing")? else {
+            return Ok(None);
+        };
+        Ok(std::str::from_utf8(&bytes).ok().and_then(parse_tree))
     }
 
-    /// True if `snapshots/<commit>/<path>` exists and leads to content (a dangling link does not).
-    pub(crate) fn has_pointer(&self, repo: &Repo, commit: &CommitId, path: &str) -> bool {
-        self.pointer_path(repo, commit, path).exists()
-    }
-
-    /// What `snapshots/<commit>/` and `blobs/` of `repo` hold, read with one listing per folder.
+    /// What `snapshots/<commit>/` and `blobs/` of `repo` hold, read with one listing per folder
+    /// and no link followed.
     pub(crate) fn snapshot_view(&self, repo: &Repo, commit: &CommitId) -> SnapshotView {
-        let mut pointers = HashMap::new();
-        list_tree(&self.snapshot_dir(repo, commit), "", &mut pointers);
+        let mut entries = HashMap::new();
+        list_tree(&self.snapshot_dir(repo, commit), "", &mut entries);
         let blob_dir = self.repo_dir(repo).join("blobs");
         let blobs = fs::read_dir(&blob_dir)
             .into_iter()
@@ -145,15 +177,50 @@ impl Cache {
             })
             .collect();
         SnapshotView {
-            pointers,
+            entries,
             blobs,
             blob_dir,
+            root: self.root.clone(),
         }
     }
 
-    /// True if the blob for `etag` is in the cache (a file, or a link into the shared Xet store).
+    /// True if the blob for `etag` is in the cache: a regular file, or a link into the shared
+    /// Xet store that leads to one (see [`shared_blob`]).
     pub(crate) fn has_blob(&self, repo: &Repo, etag: &str) -> bool {
-        self.blob_path(repo, etag).is_file()
+        let blob = self.blob_path(repo, etag);
+        match fs::symlink_metadata(&blob) {
+            Ok(meta) if meta.file_type().is_symlink() => is_shared_blob(&self.root, &blob),
+            Ok(meta) => meta.is_file(),
+            Err(_) => false,
+        }
+    }
+
+    /// Opens the blob of `etag` to read it: `blobs/<etag>`, or the file of the shared Xet store
+    /// it links to; `None` when there is none. A link anywhere else, or something else than a
+    /// regular file, is an error naming it.
+    pub(crate) fn open_blob(&self, repo: &Repo, etag: &str) -> Result<Option<File>, IoError> {
+        let blob = self.blob_path(repo, etag);
+        let path = match fs::symlink_metadata(&blob) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(IoError::new("read the blob", &blob, err)),
+            Ok(meta) if meta.file_type().is_symlink() => {
+                shared_blob(&self.root, &blob).ok_or_else(|| {
+                    IoError::new(
+                        "read the blob",
+                        &blob,
+                        io::Error::other(
+                            "it is a symbolic link, and not into the cache's shared blob store (`blobs/<2 hex>/<64 hex>`)",
+                        ),
+                    )
+                })?
+            }
+            Ok(_) => blob,
+        };
+        match open_regular(&path) {
+            Ok(file) => Ok(Some(file)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(IoError::new("read the blob", &path, err)),
+        }
     }
 
     /// The etags of the blobs of `repo` that have a partial download left by an earlier run:
@@ -172,52 +239,126 @@ impl Cache {
 }
 
 /// One snapshot of a repo and its blobs as listed once, so that planning a sync of thousands of
-/// files costs a few folder listings instead of a `stat` per file (which walks the whole path
-/// and follows the link). See [`Cache::snapshot_view`].
+/// files costs a few folder listings (and a `readlink` per link) instead of a `stat` per file
+/// (which walks the whole path and follows the link). See [`Cache::snapshot_view`].
 #[derive(Debug)]
 pub(crate) struct SnapshotView {
     /// Paths in the snapshot (`/`-separated) and what each is.
-    pointers: HashMap<String, fs::FileType>,
+    entries: HashMap<String, Entry>,
     /// Names in `blobs/` and what each is.
     blobs: HashMap<String, fs::FileType>,
     blob_dir: Utf8PathBuf,
+    /// The cache root, where the shared Xet store is.
+    root: Utf8PathBuf,
+}
+
+/// A snapshot entry, as read without following it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Entry {
+    /// A regular file: the content itself, as the reference client leaves it where links are
+    /// off (`HF_HUB_DISABLE_SYMLINKS`, Windows without developer mode).
+    File,
+    /// A symbolic link, and where it points.
+    Link(String),
+    /// A folder, or anything else.
+    Other,
 }
 
 impl SnapshotView {
-    /// True if `path` is in the snapshot and leads to content: a file, or a link while the blob
-    /// of its `etag` is there. Where a link points is not read: facehugger and the reference
-    /// client only ever link a file to the blob of its etag.
+    /// What `path` is in the snapshot, if it is there.
+    pub(crate) fn entry(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// True if `path` is in the snapshot and leads to its content: a regular file, or a link to
+    /// the blob of its `etag` (`../../blobs/<etag>`, climbing as deep as the path) while that
+    /// blob is there. A link anywhere else is not the file: a sync links it again.
     pub(crate) fn has_pointer(&self, path: &str, etag: &str) -> bool {
-        match self.pointers.get(path) {
-            Some(kind) if kind.is_symlink() => self.has_blob(etag),
-            Some(kind) => kind.is_file(),
-            None => false,
+        match self.entries.get(path) {
+            Some(Entry::File) => true,
+            Some(Entry::Link(target)) => {
+                *target == relative_blob_target(path, etag) && self.has_blob(etag)
+            }
+            Some(Entry::Other) | None => false,
         }
     }
 
-    /// True if the blob for `etag` is there: a file, or a link (into the shared Xet store, say)
+    /// True if the blob for `etag` is there: a regular file, or a link into the shared Xet store
     /// that leads to one.
     pub(crate) fn has_blob(&self, etag: &str) -> bool {
         match self.blobs.get(etag) {
-            Some(kind) if kind.is_symlink() => self.blob_dir.join(etag).is_file(),
+            Some(kind) if kind.is_symlink() => {
+                is_shared_blob(&self.root, &self.blob_dir.join(etag))
+            }
             Some(kind) => kind.is_file(),
             None => false,
         }
     }
 }
 
-/// Adds what the folder `dir` holds, and its subfolders, to `found` as `prefix` + name.
-fn list_tree(dir: &Utf8Path, prefix: &str, found: &mut HashMap<String, fs::FileType>) {
+/// Adds what the folder `dir` holds, and its subfolders, to `found` as `prefix` + name. Links
+/// are read, not followed.
+fn list_tree(dir: &Utf8Path, prefix: &str, found: &mut HashMap<String, Entry>) {
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let (Ok(name), Ok(kind)) = (entry.file_name().into_string(), entry.file_type()) else {
             continue;
         };
         let path = format!("{prefix}{name}");
-        if kind.is_dir() {
+        let what = if kind.is_dir() {
             list_tree(&dir.join(&name), &format!("{path}/"), found);
-        }
-        found.insert(path, kind);
+            Entry::Other
+        } else if kind.is_symlink() {
+            match fs::read_link(dir.join(&name)) {
+                Ok(target) => Entry::Link(target.to_string_lossy().into_owned()),
+                Err(_) => Entry::Other,
+            }
+        } else if kind.is_file() {
+            Entry::File
+        } else {
+            Entry::Other
+        };
+        found.insert(path, what);
     }
+}
+
+/// Where the link `<repo>/blobs/<etag>` leads, if it is one the reference client makes for a
+/// Xet file: into the cache's shared store, `<cache>/blobs/<2 hex>/<64 hex>` (hf-protocol.md
+/// 3.7). The target is worked out from the link's text as the reference client does it (made
+/// absolute, `..` taken lexically), so nothing is followed; any other link is no blob.
+fn shared_blob(root: &Utf8Path, blob: &Utf8Path) -> Option<Utf8PathBuf> {
+    let target = Utf8PathBuf::from_path_buf(fs::read_link(blob).ok()?).ok()?;
+    let resolved = lexical(&parent_of(blob).join(target))?;
+    let store = lexical(&root.join("blobs"))?;
+    let mut parts = resolved.strip_prefix(&store).ok()?.components();
+    let (Some(prefix), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
+        return None;
+    };
+    let (prefix, hash) = (prefix.as_str(), hash.as_str());
+    (is_lower_hex(hash, 64) && hash[..2] == *prefix)
+        .then(|| root.join("blobs").join(prefix).join(hash))
+}
+
+/// Whether the link `blob` leads into the shared store, to a regular file.
+fn is_shared_blob(root: &Utf8Path, blob: &Utf8Path) -> bool {
+    shared_blob(root, blob)
+        .and_then(|path| fs::symlink_metadata(path).ok())
+        .is_some_and(|meta| meta.is_file())
+}
+
+/// `path` made absolute, with `.` and `..` taken away by the letter (Python's `abspath`).
+fn lexical(path: &Utf8Path) -> Option<Utf8PathBuf> {
+    let absolute = Utf8PathBuf::from_path_buf(std::path::absolute(path).ok()?).ok()?;
+    let mut out = Utf8PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Utf8Component::ParentDir => {
+                out.pop();
+            }
+            Utf8Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 /// The record of finished chunks beside a partial download: `<etag>.<8hex>.chunks.incomplete`,
@@ -241,6 +382,8 @@ pub(crate) fn relative_blob_target(path: &str, etag: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
     use crate::repo::RepoType;
 
@@ -272,51 +415,171 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_snapshot_view_sees_what_stat_would() {
+    /// A cache with one repo: `(cache, repo, commit, root folder)`.
+    fn fixture() -> (Cache, Repo, CommitId, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(Utf8Path::from_path(dir.path()).unwrap());
         let repo = Repo::new(RepoType::Model, "org/model").unwrap();
         let commit = CommitId::parse(&"c".repeat(40)).unwrap();
-        let (there, gone, elsewhere) = ("a".repeat(64), "b".repeat(64), "e".repeat(64));
+        fs::create_dir_all(cache.repo_dir(&repo).join("blobs")).unwrap();
+        fs::create_dir_all(cache.snapshot_dir(&repo, &commit)).unwrap();
+        (cache, repo, commit, dir)
+    }
+
+    fn symlink(target: impl AsRef<std::path::Path>, at: &Utf8Path) {
+        std::os::unix::fs::symlink(target, at).unwrap();
+    }
+
+    #[test]
+    fn a_snapshot_view_reads_links_without_following_them() {
+        let (cache, repo, commit, dir) = fixture();
+        let (there, gone, other) = ("a".repeat(64), "b".repeat(64), "d".repeat(64));
         let blobs = cache.repo_dir(&repo).join("blobs");
-        fs::create_dir_all(&blobs).unwrap();
         fs::write(blobs.join(&there), "x").unwrap();
-        fs::write(dir.path().join("xet-chunk"), "x").unwrap();
-        std::os::unix::fs::symlink(dir.path().join("xet-chunk"), blobs.join(&elsewhere)).unwrap();
+        fs::write(blobs.join(&other), "y").unwrap();
         let snapshot = cache.snapshot_dir(&repo, &commit);
         fs::create_dir_all(snapshot.join("sub/deeper")).unwrap();
-        let link = |path: &str, etag: &str| {
-            std::os::unix::fs::symlink(
-                relative_blob_target(path, etag).as_str(),
-                snapshot.join(path),
-            )
-            .unwrap()
-        };
-        link("sub/deeper/model.bin", &there);
-        link("dangling.bin", &gone);
+        let link = |path: &str, target: &str| symlink(target, &snapshot.join(path));
+        link(
+            "sub/deeper/model.bin",
+            &relative_blob_target("sub/deeper/model.bin", &there),
+        );
+        link("dangling.bin", &relative_blob_target("dangling.bin", &gone));
+        // Right blob, wrong depth; and the blob of another file.
+        link("shallow.bin", &format!("../blobs/{there}"));
+        link("swapped.bin", &relative_blob_target("swapped.bin", &other));
         fs::write(snapshot.join("plain.txt"), "x").unwrap();
+        symlink(dir.path().join("outside"), &snapshot.join("outside.bin"));
 
         let view = cache.snapshot_view(&repo, &commit);
-        for (path, etag) in [
-            ("sub/deeper/model.bin", &there),
-            ("dangling.bin", &gone),
-            ("plain.txt", &gone),
-            ("missing", &there),
+        assert!(view.has_pointer("sub/deeper/model.bin", &there));
+        assert!(!view.has_pointer("dangling.bin", &gone));
+        assert!(!view.has_pointer("shallow.bin", &there));
+        assert!(!view.has_pointer("swapped.bin", &there));
+        assert!(!view.has_pointer("outside.bin", &there));
+        // A file where links are off is the content itself.
+        assert!(view.has_pointer("plain.txt", &gone));
+        assert!(!view.has_pointer("missing", &there));
+        // A folder is not a file of the snapshot.
+        assert!(!view.has_pointer("sub", &there));
+        assert_eq!(
+            view.entry("swapped.bin"),
+            Some(&Entry::Link(format!("../../blobs/{other}")))
+        );
+        assert_eq!(view.entry("plain.txt"), Some(&Entry::File));
+        assert_eq!(view.entry("sub"), Some(&Entry::Other));
+        let empty = cache.snapshot_view(&repo, &CommitId::parse(&"e".repeat(40)).unwrap());
+        assert!(!empty.has_pointer("sub/deeper/model.bin", &there));
+    }
+
+    #[test]
+    fn a_blob_may_link_into_the_shared_store_and_nowhere_else() {
+        let (cache, repo, commit, dir) = fixture();
+        let blobs = cache.repo_dir(&repo).join("blobs");
+        let hash = format!("ab{}", "1".repeat(62));
+        let store = cache.root.join("blobs/ab");
+        fs::create_dir_all(&store).unwrap();
+        fs::write(store.join(&hash), "shared").unwrap();
+        fs::write(dir.path().join("outside"), "outside").unwrap();
+        let etag = |c: &str| c.repeat(64);
+        // The reference client's relative link, and an absolute one to the same place.
+        symlink(format!("../../blobs/ab/{hash}"), &blobs.join(etag("1")));
+        symlink(store.join(&hash), &blobs.join(etag("2")));
+        // Into the store but not a store path (the prefix does not match), a missing payload,
+        // and a link out of the cache.
+        symlink(format!("../../blobs/cd/{hash}"), &blobs.join(etag("3")));
+        symlink(
+            format!("../../blobs/ab/ab{}", "2".repeat(62)),
+            &blobs.join(etag("4")),
+        );
+        symlink(dir.path().join("outside"), &blobs.join(etag("5")));
+        let view = cache.snapshot_view(&repo, &commit);
+        for (name, expected) in [
+            ("1", true),
+            ("2", true),
+            ("3", false),
+            ("4", false),
+            ("5", false),
         ] {
+            assert_eq!(view.has_blob(&etag(name)), expected, "{name}");
+            assert_eq!(cache.has_blob(&repo, &etag(name)), expected, "{name}");
+        }
+
+        let mut text = String::new();
+        cache
+            .open_blob(&repo, &etag("1"))
+            .unwrap()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "shared");
+        assert!(cache.open_blob(&repo, &etag("4")).unwrap().is_none());
+        assert!(cache.open_blob(&repo, &etag("9")).unwrap().is_none());
+        let error = cache.open_blob(&repo, &etag("5")).unwrap_err().to_string();
+        assert!(
+            error.contains(&format!(
+                "blobs/{}`: it is a symbolic link, and not into the cache's shared blob store",
+                etag("5")
+            )),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn refs_and_trees_are_read_without_following_links_and_within_bounds() {
+        let (cache, repo, commit, dir) = fixture();
+        let refs = cache.repo_dir(&repo).join("refs");
+        fs::create_dir_all(&refs).unwrap();
+        assert_eq!(cache.read_ref(&repo, "main").unwrap(), None);
+        fs::write(refs.join("main"), commit.as_str()).unwrap();
+        assert_eq!(cache.read_ref(&repo, "main").unwrap(), Some(commit.clone()));
+
+        // A link is refused even to a valid ref; /dev/zero would never end.
+        fs::write(dir.path().join("ref"), commit.as_str()).unwrap();
+        symlink(dir.path().join("ref"), &refs.join("linked"));
+        symlink("/dev/zero", &refs.join("zero"));
+        for name in ["linked", "zero"] {
+            let error = cache.read_ref(&repo, name).unwrap_err().to_string();
             assert_eq!(
-                view.has_pointer(path, etag),
-                cache.has_pointer(&repo, &commit, path),
-                "{path}"
+                error,
+                format!(
+                    "failed to read the ref `{}`: it is a symbolic link, and facehugger never follows one where the cache keeps a file; remove it",
+                    refs.join(name)
+                )
             );
         }
-        for etag in [&there, &gone, &elsewhere] {
-            assert_eq!(view.has_blob(etag), cache.has_blob(&repo, etag), "{etag}");
-        }
-        assert!(view.has_blob(&elsewhere));
-        // A folder is not a file of the snapshot (`exists` would say it is there).
-        assert!(!view.has_pointer("sub", &there));
-        let empty = cache.snapshot_view(&repo, &CommitId::parse(&"d".repeat(40)).unwrap());
-        assert!(!empty.has_pointer("sub/deeper/model.bin", &there));
+        fs::write(refs.join("long"), format!("{commit}\n")).unwrap();
+        let error = cache.read_ref(&repo, "long").unwrap_err().to_string();
+        assert!(
+            error.ends_with("refs/long`: it holds more than 40 bytes, more than such a file can"),
+            "{error}"
+        );
+        fs::write(refs.join("short"), "abc").unwrap();
+        let error = cache.read_ref(&repo, "short").unwrap_err().to_string();
+        assert!(
+            error.ends_with("refs/short`: it does not hold a 40-hex commit id"),
+            "{error}"
+        );
+        fs::create_dir(refs.join("folder")).unwrap();
+        let error = cache.read_ref(&repo, "folder").unwrap_err().to_string();
+        assert!(
+            error.ends_with("refs/folder`: it is not a regular file"),
+            "{error}"
+        );
+
+        let trees = cache.repo_dir(&repo).join("trees");
+        fs::create_dir_all(&trees).unwrap();
+        assert_eq!(cache.read_tree(&repo, &commit).unwrap(), None);
+        symlink("/dev/zero", &cache.tree_path(&repo, &commit));
+        let error = cache.read_tree(&repo, &commit).unwrap_err().to_string();
+        assert!(
+            error.starts_with("failed to read the file listing `"),
+            "{error}"
+        );
+        assert!(error.contains("it is a symbolic link"), "{error}");
+        // Another format is no error: the reference client asks the Hub again.
+        fs::remove_file(cache.tree_path(&repo, &commit)).unwrap();
+        fs::write(cache.tree_path(&repo, &commit), "{\"format_version\": 2}").unwrap();
+        assert_eq!(cache.read_tree(&repo, &commit).unwrap(), None);
     }
 }

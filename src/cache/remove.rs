@@ -252,7 +252,8 @@ impl Cache {
         reference: &str,
         commit: &CommitId,
     ) -> Result<(), IoError> {
-        if self.read_ref(repo, reference).as_ref() != Some(commit) {
+        // A ref that cannot be read safely (a link, say) is left alone.
+        if self.read_ref(repo, reference).ok().flatten().as_ref() != Some(commit) {
             return Ok(());
         }
         let path = self.ref_path(repo, reference);

@@ -111,6 +111,8 @@ impl Cache {
                 let mut changed = entry.metadata().and_then(|meta| meta.modified()).ok();
                 let etags: HashMap<String, String> = self
                     .read_tree(repo, &commit)
+                    .ok()
+                    .flatten()
                     .unwrap_or_default()
                     .into_iter()
                     .map(|file| {
@@ -216,7 +218,8 @@ fn read_refs(dir: &Utf8Path, prefix: &str, found: &mut BTreeMap<String, Vec<Stri
         let reference = format!("{prefix}{name}");
         if kind.is_dir() {
             read_refs(&dir.join(&name), &format!("{reference}/"), found);
-        } else if let Ok(text) = fs::read_to_string(dir.join(&name))
+        } else if kind.is_file()
+            && let Ok(text) = fs::read_to_string(dir.join(&name))
             && CommitId::parse(&text).is_some()
         {
             found.entry(text).or_default().push(reference);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::repo::{RepoFile, is_lower_hex, validate_repo_path};
+use crate::repo::{RepoFile, is_lower_hex, is_xet_hash, validate_repo_path};
 
 /// The tree cache as Python's `json.dump(indent=1)` writes it: one-space indent, ASCII escapes,
 /// files sorted by path, no trailing newline.
@@ -27,6 +27,9 @@ pub(super) fn render_tree(files: &[RepoFile]) -> String {
                 json_ascii(sha256),
                 file.size
             ));
+        }
+        if let Some(xet_hash) = &file.xet_hash {
+            out.push_str(&format!(",\n   \"xet_hash\": {}", json_ascii(xet_hash)));
         }
         out.push_str("\n  }");
     }
@@ -72,6 +75,7 @@ pub(super) fn parse_tree(text: &str) -> Option<Vec<RepoFile>> {
         size: u64,
         blob_id: String,
         lfs_sha256: Option<String>,
+        xet_hash: Option<String>,
     }
     let tree: TreeFile = serde_json::from_str(text).ok()?;
     if tree.format_version != 1 {
@@ -84,7 +88,9 @@ pub(super) fn parse_tree(text: &str) -> Option<Vec<RepoFile>> {
             && entry
                 .lfs_sha256
                 .as_deref()
-                .is_none_or(|sha| is_lower_hex(sha, 64));
+                .is_none_or(|sha| is_lower_hex(sha, 64))
+            // As the reference client: a tree with an invalid Xet hash is not trusted.
+            && entry.xet_hash.as_deref().is_none_or(is_xet_hash);
         if !valid {
             return None;
         }
@@ -93,6 +99,7 @@ pub(super) fn parse_tree(text: &str) -> Option<Vec<RepoFile>> {
             size: entry.size,
             blob_id: entry.blob_id,
             lfs_sha256: entry.lfs_sha256,
+            xet_hash: entry.xet_hash,
         });
     }
     Some(files)
@@ -110,20 +117,23 @@ mod tests {
                 size: 5,
                 blob_id: "b".repeat(40),
                 lfs_sha256: Some("c".repeat(64)),
+                xet_hash: Some("d".repeat(64)),
             },
             RepoFile {
                 path: "ü.txt".into(),
                 size: 1,
                 blob_id: "a".repeat(40),
                 lfs_sha256: None,
+                xet_hash: None,
             },
         ];
         let text = render_tree(&files);
         let expected = format!(
-            "{{\n \"format_version\": 1,\n \"files\": {{\n  \"z.bin\": {{\n   \"size\": 5,\n   \"blob_id\": \"{b}\",\n   \"lfs_sha256\": \"{c}\",\n   \"lfs_size\": 5\n  }},\n  \"\\u00fc.txt\": {{\n   \"size\": 1,\n   \"blob_id\": \"{a}\"\n  }}\n }}\n}}",
+            "{{\n \"format_version\": 1,\n \"files\": {{\n  \"z.bin\": {{\n   \"size\": 5,\n   \"blob_id\": \"{b}\",\n   \"lfs_sha256\": \"{c}\",\n   \"lfs_size\": 5,\n   \"xet_hash\": \"{d}\"\n  }},\n  \"\\u00fc.txt\": {{\n   \"size\": 1,\n   \"blob_id\": \"{a}\"\n  }}\n }}\n}}",
             a = "a".repeat(40),
             b = "b".repeat(40),
-            c = "c".repeat(64)
+            c = "c".repeat(64),
+            d = "d".repeat(64)
         );
         assert_eq!(text, expected);
         let mut back = parse_tree(&text).expect("parses");

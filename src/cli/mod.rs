@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::files::stop_writes;
 use crate::ops::{self, AddOptions, AddReport, Options, RemoveOptions};
 use crate::project::ProjectSpec;
-use crate::repo::{Repo, RepoType};
+use crate::repo::{Repo, RepoId, RepoType};
 use crate::sync::{self, LockMode, TransferOptions};
 use output::Format;
 use terminal::Terminal;
@@ -199,9 +199,10 @@ struct RemoveArgs {
     /// Remove only the entry at this ref [default: every entry of the repo]
     #[arg(long = "ref", value_name = "REF")]
     reference: Option<String>,
-    /// model, dataset or space
-    #[arg(long, value_name = "TYPE", default_value = "model", value_parser = ["model", "dataset", "space"])]
-    repo_type: String,
+    /// model, dataset or space: needed only when the manifest declares the id with several
+    /// types [default: the one it is declared with]
+    #[arg(long, value_name = "TYPE", value_parser = ["model", "dataset", "space"])]
+    repo_type: Option<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -295,15 +296,16 @@ struct CommonArgs {
     /// The HF hub cache [default: HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub]
     #[arg(long, value_name = "DIR")]
     cache_dir: Option<Utf8PathBuf>,
-    /// Connections open at once: parallel files, and chunks of large files
+    /// Connections open at once: parallel files, and the segments of large files
     #[arg(short, long, value_name = "N", default_value_t = sync::DEFAULT_JOBS as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     jobs: u16,
-    /// Most connections one large file may use at once (within --jobs); it starts with 8 and
-    /// opens more while they raise its throughput
+    /// Most connections one large file may use at once (within --jobs): all of them when its
+    /// first bytes show the server caps each connection, else more while they raise its
+    /// throughput
     #[arg(long, value_name = "N", default_value_t = sync::DEFAULT_CONNECTIONS_PER_FILE as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     connections_per_file: u16,
-    /// Chunk size, in KiB, of the ranged requests that fetch a large file (files of at least
-    /// twice this size are chunked)
+    /// Smallest piece, in KiB, of a file that a connection of its own fetches (files of at
+    /// least twice this size are split across connections)
     #[arg(long, value_name = "KIB", default_value_t = sync::DEFAULT_CHUNK_BYTES / 1024, value_parser = clap::value_parser!(u64).range(1..))]
     chunk_size: u64,
     /// Print only errors
@@ -472,7 +474,7 @@ fn run(command: &Command, reporter: &Terminal) -> Result<i32, Error> {
             if let Some(repaired) = &report.repaired {
                 output::finished(reporter, repaired);
             }
-            output::problems(&report.problems, args.format);
+            output::verify(&report, args.format);
             return Ok(if report.problems.is_empty() { 0 } else { 1 });
         }
         Command::Add(args) => {
@@ -490,7 +492,9 @@ fn run(command: &Command, reporter: &Terminal) -> Result<i32, Error> {
         }
         Command::Remove(args) => {
             let remove = RemoveOptions {
-                repo: parse_repo(&args.repo, &args.repo_type)?,
+                repo: RepoId::new(&args.repo)
+                    .map_err(|why| Error::Usage(format!("invalid repo: {why}")))?,
+                repo_type: args.repo_type.as_deref().and_then(RepoType::parse),
                 reference: args.reference.clone(),
             };
             ops::remove(&args.common.options(None), &remove, reporter)?;

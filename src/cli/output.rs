@@ -12,6 +12,7 @@ use crate::lock::Lock;
 use crate::manifest::DEFAULT_REF;
 use crate::ops::{
     ExportReport, ExportedModel, GcReport, LinkMode, LockReport, ModelStatus, Problem, ProblemKind,
+    VerifiedModel, VerifyReport,
 };
 use crate::repo::RepoType;
 use crate::sync::SyncReport;
@@ -81,13 +82,14 @@ pub(super) fn status(statuses: &[ModelStatus], format: Format) {
     }
 }
 
-/// `verify`: each problem, or that every file verified; or JSON.
-pub(super) fn problems(problems: &[Problem], format: Format) {
+/// `verify`: what was checked, then each problem; or JSON.
+pub(super) fn verify(report: &VerifyReport, format: Format) {
     match format {
-        Format::Human => print_problems(problems),
+        Format::Human => print_verify(report),
         Format::Json => print_json(&json!({
-            "ok": problems.is_empty(),
-            "problems": problems.iter().map(problem_json).collect::<Vec<_>>(),
+            "ok": report.problems.is_empty(),
+            "models": report.models.iter().map(verified_json).collect::<Vec<_>>(),
+            "problems": report.problems.iter().map(problem_json).collect::<Vec<_>>(),
         })),
     }
 }
@@ -101,6 +103,19 @@ fn lock_json(lock: &Lock) -> Value {
     serde_json::from_str(&lock.render()).unwrap_or(Value::Null)
 }
 
+fn verified_json(model: &VerifiedModel) -> Value {
+    json!({
+        "model": model.model,
+        "repo_id": model.repo.id,
+        "repo_type": model.repo.repo_type.as_str(),
+        "ref": model.reference,
+        "revision": model.revision,
+        "files": model.files,
+        "files_hashed": model.files_hashed,
+        "bytes_hashed": model.bytes_hashed,
+    })
+}
+
 fn problem_json(problem: &Problem) -> Value {
     let (name, expected, actual, blob) = match &problem.kind {
         ProblemKind::Missing { expected, blob } => ("missing", Some(expected), None, Some(blob)),
@@ -109,6 +124,11 @@ fn problem_json(problem: &Problem) -> Value {
             actual,
             blob,
         } => ("corrupt", Some(expected), Some(actual), Some(blob)),
+        ProblemKind::WrongLink {
+            expected,
+            actual,
+            blob,
+        } => ("wrong-link", Some(expected), Some(actual), Some(blob)),
         ProblemKind::Unknown { reason } => ("unknown", None, Some(reason), None),
     };
     json!({
@@ -187,17 +207,27 @@ fn print_status(statuses: &[ModelStatus]) {
     }
 }
 
-fn print_problems(problems: &[Problem]) {
+fn print_verify(report: &VerifyReport) {
     let mut out = anstream::stdout().lock();
-    if problems.is_empty() {
-        let _ = writeln!(out, "every file verified");
-        return;
+    for model in &report.models {
+        let _ = writeln!(
+            out,
+            "{}: {} of {} hashed ({}) at {}",
+            model.model,
+            model.files_hashed,
+            plural(model.files, "file"),
+            human_bytes(model.bytes_hashed),
+            model.revision
+        );
     }
-    for problem in problems {
+    for problem in &report.problems {
         let detail = match &problem.kind {
             ProblemKind::Corrupt {
                 expected, actual, ..
             } => format!("corrupt: expected {expected}, got {actual}"),
+            ProblemKind::WrongLink {
+                expected, actual, ..
+            } => format!("wrong link: points to {actual}, expected {expected}"),
             ProblemKind::Unknown { reason } => reason.clone(),
             ProblemKind::Missing { .. } => "missing".to_owned(),
         };
@@ -208,6 +238,11 @@ fn print_problems(problems: &[Problem]) {
         };
         let _ = writeln!(out, "{}{path}: {detail}", problem.model);
     }
+    let _ = match (report.models.len(), report.problems.len()) {
+        (0, 0) => writeln!(out, "no model to verify"),
+        (_, 0) => writeln!(out, "every file verified"),
+        (_, problems) => writeln!(out, "{}", plural(problems, "problem")),
+    };
 }
 
 /// ` at 12.3 MB/s`, when something was downloaded.

@@ -92,6 +92,21 @@ impl Terminal {
     }
 }
 
+/// Whether stderr is coloured: anstream's choice, the one the status lines follow (`--color`,
+/// then NO_COLOR, CLICOLOR_FORCE, CLICOLOR and whether stderr is a terminal).
+fn stderr_has_colour() -> bool {
+    anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never
+}
+
+/// A verb as the status lines show it: right-aligned in 12 columns, bold green with colour.
+fn verb(verb: &str, colour: bool) -> String {
+    if colour {
+        format!("{STATUS}{verb:>12}{STATUS:#}")
+    } else {
+        format!("{verb:>12}")
+    }
+}
+
 impl Reporter for Terminal {
     fn event(&self, event: Event<'_>) {
         match event {
@@ -122,6 +137,28 @@ impl Reporter for Terminal {
             }
             Event::Checking { model } => self.status("Checking", model),
             Event::Warning { message } => self.warn(message),
+            Event::RateLimited {
+                wait,
+                resource,
+                quota,
+                window_seconds,
+            } => {
+                let policy = match (quota, window_seconds) {
+                    (Some(quota), Some(window)) => {
+                        let what = match resource {
+                            "resolvers" => "resolves",
+                            "api" => "API requests",
+                            _ => "requests",
+                        };
+                        format!("; {quota} {what} per {window} s")
+                    }
+                    _ => String::new(),
+                };
+                self.warn(&format!(
+                    "rate limited by the Hub: waiting {} s{policy}",
+                    wait.as_secs()
+                ));
+            }
             Event::Created { path } => self.status("Created", path.as_str()),
             Event::Edited {
                 change,
@@ -148,12 +185,14 @@ impl Reporter for Terminal {
         let total = multi.add(ProgressBar::new(bytes));
         total.set_style(
             ProgressStyle::with_template(
-                "{prefix:>12.green.bold} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
+                "{prefix} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} ETA {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
         );
-        total.set_prefix("Downloading");
+        // Styled here rather than in the template: indicatif's own colour choice knows neither
+        // --color nor all that anstream weighs (NO_COLOR, CLICOLOR, CLICOLOR_FORCE).
+        total.set_prefix(verb("Downloading", stderr_has_colour()));
         total.set_message(files.to_string());
         *self.live() = Some(Live {
             multi,
@@ -201,5 +240,19 @@ impl Reporter for Terminal {
             live.total.finish_and_clear();
             let _ = live.multi.clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_progress_verb_is_coloured_only_when_colour_is_on() {
+        assert_eq!(verb("Downloading", false), " Downloading");
+        assert_eq!(
+            verb("Downloading", true),
+            "\u{1b}[1m\u{1b}[32m Downloading\u{1b}[0m"
+        );
     }
 }

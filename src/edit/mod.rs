@@ -30,7 +30,7 @@ use crate::cargo::Table;
 use crate::error::Error;
 use crate::location::Location;
 use crate::manifest::{DEFAULT_REF, ManifestError, Model};
-use crate::repo::{Repo, RepoType, validate_ref};
+use crate::repo::{Repo, RepoId, RepoType, validate_ref};
 use crate::text::{MAX_SHOWN_CHARS, shown};
 
 /// A manifest's text, ready to be edited: a `facehugger.yaml`, or one table of a Cargo.toml.
@@ -60,13 +60,25 @@ impl<'a> Document<'a> {
 
     /// The text without the entries of `repo`: all of them, or only those at `reference`
     /// (`main` matches an entry without `ref`). A repo or ref that is not declared is an error
-    /// naming the file.
-    pub(crate) fn remove(&self, repo: &Repo, reference: Option<&str>) -> Result<Edit, Error> {
+    /// naming the file. See [`RemoveRepo`] for what a repo without a type means.
+    pub(crate) fn remove(&self, repo: &RemoveRepo, reference: Option<&str>) -> Result<Edit, Error> {
         match self.table {
             None => yaml::remove(self.path, self.text, repo, reference),
             Some(table) => toml::remove(self.path, self.text, table, repo, reference),
         }
     }
+}
+
+/// What `facehugger remove` removes: a repo id, and its type if the user gave one. Without a
+/// type, the id's entries are removed if they are all of one type (whichever it is); an id
+/// declared with several types is an error that lists them. With a type, only the entries of
+/// that type are removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RemoveRepo {
+    /// The repo id.
+    pub(crate) id: RepoId,
+    /// The type given, if any.
+    pub(crate) repo_type: Option<RepoType>,
 }
 
 /// What `facehugger add` adds: one repo at one ref, with its file selection.
@@ -195,12 +207,67 @@ fn plan_add(path: &Utf8Path, models: &[Model], new: &NewModel) -> Result<Plan, E
     }
 }
 
+/// The repo `remove` means: the type given, else the one type the id is declared with (among
+/// the entries at `reference`, when one is given and declared). Several types is an error
+/// listing them.
+fn repo_to_remove(
+    path: &Utf8Path,
+    models: &[Model],
+    wanted: &RemoveRepo,
+    reference: Option<&str>,
+) -> Result<Repo, Error> {
+    if let Some(repo_type) = wanted.repo_type {
+        return Ok(Repo {
+            repo_type,
+            id: wanted.id.clone(),
+        });
+    }
+    let types_of = |at_ref: bool| {
+        let mut types: Vec<RepoType> = models
+            .iter()
+            .filter(|model| model.repo.id == wanted.id)
+            .filter(|model| !at_ref || reference.is_none_or(|r| model.reference == r))
+            .map(|model| model.repo.repo_type)
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        types
+    };
+    let mut types = types_of(true);
+    if types.is_empty() {
+        // Not at that ref: the error below says where it is.
+        types = types_of(false);
+    }
+    match types[..] {
+        [] => Ok(Repo {
+            repo_type: RepoType::Model,
+            id: wanted.id.clone(),
+        }),
+        [repo_type] => Ok(Repo {
+            repo_type,
+            id: wanted.id.clone(),
+        }),
+        _ => {
+            let names: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+            Err(Error::Usage(format!(
+                "`{}`{} is declared with several repo types in {path} ({}): pass --repo-type to say which to remove",
+                wanted.id,
+                reference
+                    .map(|r| format!(" at `{}`", shown(r, MAX_SHOWN_CHARS)))
+                    .unwrap_or_default(),
+                names.join(", "),
+            )))
+        }
+    }
+}
+
 fn plan_remove(
     path: &Utf8Path,
     models: &[Model],
-    repo: &Repo,
+    wanted: &RemoveRepo,
     reference: Option<&str>,
 ) -> Result<Vec<usize>, Error> {
+    let repo = &repo_to_remove(path, models, wanted, reference)?;
     let of_repo: Vec<usize> = (0..models.len())
         .filter(|&index| models[index].repo == *repo)
         .collect();

@@ -35,7 +35,23 @@ fn remove_from_yaml(
     repo: &Repo,
     reference: Option<&str>,
 ) -> Result<Edit, Error> {
-    Document::new(path, text, None).remove(repo, reference)
+    Document::new(path, text, None).remove(&typed(repo), reference)
+}
+
+/// The repo with its type given, as `--repo-type` gives it.
+fn typed(repo: &Repo) -> RemoveRepo {
+    RemoveRepo {
+        id: repo.id.clone(),
+        repo_type: Some(repo.repo_type),
+    }
+}
+
+/// The repo id alone: its type is the one the manifest declares.
+fn untyped(id: &str) -> RemoveRepo {
+    RemoveRepo {
+        id: RepoId::new(id).unwrap(),
+        repo_type: None,
+    }
 }
 
 fn add_to_cargo_toml(
@@ -54,7 +70,7 @@ fn remove_from_cargo_toml(
     repo: &Repo,
     reference: Option<&str>,
 ) -> Result<Edit, Error> {
-    Document::new(path, text, Some(table)).remove(repo, reference)
+    Document::new(path, text, Some(table)).remove(&typed(repo), reference)
 }
 
 fn new(id: &str) -> NewModel {
@@ -542,6 +558,55 @@ fn removing_what_is_not_declared_names_the_file() {
     assert_eq!(
         remove_err("models:\n", "a/b", None),
         "`a/b` is not declared in facehugger.yaml"
+    );
+}
+
+#[test]
+fn without_a_type_remove_takes_the_type_the_id_is_declared_with() {
+    let path = Utf8Path::new(YAML);
+    let remove_untyped = |text: &str, id: &str, reference: Option<&str>| {
+        Document::new(path, text, None).remove(&untyped(id), reference)
+    };
+    let text = "models:\n  - repo: a/b\n  - repo: c/d\n    repo_type: dataset\n";
+    assert_eq!(
+        remove_untyped(text, "c/d", None).unwrap().text,
+        "models:\n  - repo: a/b\n"
+    );
+    assert_eq!(
+        remove_untyped(text, "a/b", None).unwrap().text,
+        "models:\n  - repo: c/d\n    repo_type: dataset\n"
+    );
+    assert_eq!(
+        remove_untyped(text, "x/y", None).unwrap_err().to_string(),
+        "`x/y` is not declared in facehugger.yaml"
+    );
+    // Declared with two types: which one must be said; at a ref only one has, it is clear.
+    let both = "models:\n  - repo: c/d\n  - repo: c/d\n    repo_type: dataset\n    ref: v1\n  - repo: c/d\n    repo_type: space\n";
+    assert_eq!(
+        remove_untyped(both, "c/d", None).unwrap_err().to_string(),
+        "`c/d` is declared with several repo types in facehugger.yaml (model, dataset, space): pass --repo-type to say which to remove"
+    );
+    assert_eq!(
+        remove_untyped(both, "c/d", Some("v1")).unwrap().text,
+        "models:\n  - repo: c/d\n  - repo: c/d\n    repo_type: space\n"
+    );
+    assert_eq!(
+        remove_untyped(both, "c/d", Some("main"))
+            .unwrap_err()
+            .to_string(),
+        "`c/d` at `main` is declared with several repo types in facehugger.yaml (model, space): pass --repo-type to say which to remove"
+    );
+    // A type given means that type only.
+    let given = RemoveRepo {
+        repo_type: Some(RepoType::Space),
+        ..untyped("c/d")
+    };
+    assert_eq!(
+        Document::new(path, both, None)
+            .remove(&given, None)
+            .unwrap()
+            .text,
+        "models:\n  - repo: c/d\n  - repo: c/d\n    repo_type: dataset\n    ref: v1\n"
     );
 }
 

@@ -5,14 +5,13 @@ use camino::Utf8Path;
 use toml_edit as te;
 
 use super::{
-    Change, Edit, Fields, NewModel, Plan, check_ref, check_result, plan_add, plan_remove,
-    unchanged, unsafe_edit,
+    Change, Edit, Fields, NewModel, Plan, RemoveRepo, check_ref, check_result, plan_add,
+    plan_remove, unchanged, unsafe_edit,
 };
 use crate::cargo::{Table, parse_models};
 use crate::error::Error;
 use crate::location::Location;
 use crate::manifest::{ManifestError, Model};
-use crate::repo::Repo;
 
 /// Returns the text of a Cargo.toml with `model` added to `table`
 /// (`[[package.metadata.facehugger.models]]` or the workspace's): a new array element after the
@@ -66,7 +65,7 @@ pub(super) fn remove(
     path: &Utf8Path,
     text: &str,
     table: Table,
-    repo: &Repo,
+    repo: &RemoveRepo,
     reference: Option<&str>,
 ) -> Result<Edit, Error> {
     if let Some(reference) = reference {

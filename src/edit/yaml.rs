@@ -6,12 +6,11 @@ use std::ops::Range;
 use camino::Utf8Path;
 
 use super::{
-    Change, Edit, Fields, NewModel, Plan, check_ref, check_result, plan_add, plan_remove,
-    unchanged, unsafe_edit,
+    Change, Edit, Fields, NewModel, Plan, RemoveRepo, check_ref, check_result, plan_add,
+    plan_remove, unchanged, unsafe_edit,
 };
 use crate::error::Error;
 use crate::manifest::{Manifest, Model};
-use crate::repo::Repo;
 
 /// Returns the text of a `facehugger.yaml` with `model` added: appended to `models:` (the key is
 /// created if the file has none), or, if the repo is already declared at that ref, that entry's
@@ -59,7 +58,7 @@ pub(super) fn add(path: &Utf8Path, text: &str, model: &NewModel) -> Result<Edit,
 pub(super) fn remove(
     path: &Utf8Path,
     text: &str,
-    repo: &Repo,
+    repo: &RemoveRepo,
     reference: Option<&str>,
 ) -> Result<Edit, Error> {
     if let Some(reference) = reference {

@@ -1,5 +1,7 @@
 //! What can go wrong talking to the Hub, in terms a user can act on.
 
+use super::RateLimit;
+
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,6 +59,8 @@ pub enum HubError {
         message: String,
         /// Seconds to wait before retrying, from `Retry-After`.
         retry_after: Option<u64>,
+        /// The rate limit a `429` says was reached (`RateLimit`, `RateLimit-Policy`).
+        rate_limit: Option<Box<RateLimit>>,
     },
     /// The server could not be reached or the connection failed.
     #[error(
@@ -147,12 +151,14 @@ impl HubError {
                 url,
                 message,
                 retry_after,
+                rate_limit,
             } => Status {
                 what: edit(what),
                 status,
                 url: edit(url),
                 message: edit(message),
                 retry_after,
+                rate_limit,
             },
             Network {
                 what,

@@ -14,10 +14,9 @@
 
 mod config;
 mod error;
+mod limits;
 mod transport;
 mod tree;
-
-use std::sync::Mutex;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
@@ -25,11 +24,13 @@ use ureq::Body;
 
 pub(crate) use config::HubConfig;
 pub use error::HubError;
+pub use limits::RateLimit;
 pub(crate) use transport::origin_of;
 use transport::{Transport, content_range_start, next_page, read_json, read_text, strip_query};
 pub use tree::parse_tree_page;
 
 use crate::repo::{CommitId, Repo, RepoFile};
+use crate::report::Reporter;
 use crate::text::{MAX_SHOWN_CHARS, shown};
 
 /// Python's `quote(s, safe="")`: everything but letters, digits and `_.-~` is escaped.
@@ -41,10 +42,12 @@ const QUOTE_ALL: &AsciiSet = &NON_ALPHANUMERIC
 /// Python's `quote(path)`: as above, but `/` stays.
 const QUOTE_PATH: &AsciiSet = &QUOTE_ALL.remove(b'/');
 
-/// A client for one Hub endpoint. Cheap to clone; clones share connections.
+/// A client for one Hub endpoint. Cheap to clone; clones share connections. A rate limit it
+/// meets is told to `reporter`.
 #[derive(Clone)]
-pub(crate) struct Hub {
+pub(crate) struct Hub<'r> {
     transport: Transport,
+    reporter: &'r dyn Reporter,
 }
 
 /// A response to a content request.
@@ -57,22 +60,6 @@ pub(crate) struct Download {
     pub(crate) partial: bool,
 }
 
-/// Where a file's bytes are once the Hub's redirect is followed (the CDN URL). The requests for
-/// one file share it, so that every chunk after the first goes straight to the CDN; an expired
-/// URL is forgotten and the Hub asked again.
-#[derive(Debug, Default)]
-pub(crate) struct CdnUrl(Mutex<Option<String>>);
-
-impl CdnUrl {
-    fn get(&self) -> Option<String> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn set(&self, url: Option<String>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = url;
-    }
-}
-
 /// Bytes `start..end` of a file (`end` exclusive; `None` for the rest of it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ByteRange {
@@ -83,11 +70,6 @@ pub(crate) struct ByteRange {
 }
 
 impl ByteRange {
-    /// The whole file from `start` on.
-    pub(crate) fn from(start: u64) -> ByteRange {
-        ByteRange { start, end: None }
-    }
-
     /// The `Range` header value, if this is not simply the whole file.
     fn header(self) -> Option<String> {
         match self.end {
@@ -98,11 +80,12 @@ impl ByteRange {
     }
 }
 
-impl Hub {
+impl<'r> Hub<'r> {
     /// A client for the configured endpoint.
-    pub(crate) fn new(config: HubConfig) -> Hub {
+    pub(crate) fn new(config: HubConfig, reporter: &'r dyn Reporter) -> Hub<'r> {
         Hub {
             transport: Transport::new(config),
+            reporter,
         }
     }
 
@@ -139,9 +122,9 @@ impl Hub {
         struct RevisionInfo {
             sha: String,
         }
-        let (response, _) = self
-            .transport
-            .get_ok(&url, None, &what, repo, Some(reference))?;
+        let (response, _) =
+            self.transport
+                .get_ok(&url, None, &what, (repo, Some(reference)), self.reporter)?;
         let info: RevisionInfo = read_json(response, &url, &what)?;
         CommitId::parse(&info.sha).ok_or_else(|| HubError::InvalidResponse {
             what,
@@ -173,9 +156,13 @@ impl Hub {
         );
         let mut files = Vec::new();
         loop {
-            let (response, _) =
-                self.transport
-                    .get_ok(&url, None, &what, repo, Some(commit.as_str()))?;
+            let (response, _) = self.transport.get_ok(
+                &url,
+                None,
+                &what,
+                (repo, Some(commit.as_str())),
+                self.reporter,
+            )?;
             let next = next_page(&response);
             let page = read_text(response, &url, &what)?;
             files.extend(
@@ -203,17 +190,17 @@ impl Hub {
         }
     }
 
-    /// Starts downloading bytes of a file. Retries what may pass; follows the redirect to the
-    /// CDN without the token, and remembers where it led in `cdn`.
+    /// Starts downloading bytes of a file: resolves it with the range (so that a bridge URL is
+    /// signed for exactly that range) and follows the redirect to the CDN without the token.
+    /// Retries what may pass, asking the Hub again each time: a CDN link may have expired.
     pub(crate) fn download(
         &self,
         repo: &Repo,
         commit: &CommitId,
         path: &str,
         range: ByteRange,
-        cdn: &CdnUrl,
     ) -> Result<Download, HubError> {
-        self.start_download(repo, commit, path, range, cdn)
+        self.start_download(repo, commit, path, range)
             .map_err(|error| self.transport.redact(error))
     }
 
@@ -223,39 +210,22 @@ impl Hub {
         commit: &CommitId,
         path: &str,
         range: ByteRange,
-        cdn: &CdnUrl,
     ) -> Result<Download, HubError> {
         let what = format!("downloading `{path}` of `{}`", repo.id);
-        let revision = Some(commit.as_str());
-        let response = match cdn.get() {
-            Some(url) => match self.transport.get_ok(&url, range, &what, repo, revision) {
-                Ok((response, _)) => Some(response),
-                Err(HubError::ExpiredLocation { .. }) => {
-                    cdn.set(None);
-                    None
-                }
-                Err(error) => return Err(error),
-            },
-            None => None,
-        };
-        let response = match response {
-            Some(response) => response,
-            None => {
-                let url = format!(
-                    "{}/{}{}/resolve/{commit}/{}",
-                    self.endpoint(),
-                    repo.repo_type.url_prefix(),
-                    repo.id,
-                    utf8_percent_encode(path, QUOTE_PATH)
-                );
-                let (response, final_url) =
-                    self.transport.get_ok(&url, range, &what, repo, revision)?;
-                if origin_of(&final_url) != self.transport.origin {
-                    cdn.set(Some(final_url));
-                }
-                response
-            }
-        };
+        let url = format!(
+            "{}/{}{}/resolve/{commit}/{}",
+            self.endpoint(),
+            repo.repo_type.url_prefix(),
+            repo.id,
+            utf8_percent_encode(path, QUOTE_PATH)
+        );
+        let (response, _) = self.transport.get_ok(
+            &url,
+            range,
+            &what,
+            (repo, Some(commit.as_str())),
+            self.reporter,
+        )?;
         let partial = response.status().as_u16() == 206;
         let offset = if partial {
             content_range_start(&response)

@@ -10,8 +10,10 @@ use serde::Deserialize;
 use ureq::http::{Response, Uri};
 use ureq::{Agent, Body};
 
+use super::limits::{Pause, RateLimit};
 use super::{ByteRange, HubConfig, HubError};
 use crate::repo::Repo;
+use crate::report::{Event, Reporter};
 use crate::text::{MAX_SHOWN_CHARS, shown};
 
 /// Redirect hops followed before giving up, as the reference client.
@@ -22,6 +24,9 @@ const MAX_JSON_BYTES: u64 = 64 * 1024 * 1024;
 const REDACTED: &str = "<redacted>";
 /// Retries after the first attempt, for statuses and errors that may pass.
 const MAX_RETRIES: u32 = 5;
+/// Waits for a rate limit's window to reset, on top of the retries: a window of the Hub's is a
+/// few minutes, and other clients may use up the next one too.
+const MAX_RATE_LIMIT_WAITS: u32 = 10;
 /// Idle connections kept for reuse: more than `--jobs` ever has open.
 const MAX_POOLED_CONNECTIONS: usize = 256;
 
@@ -32,6 +37,8 @@ pub(super) struct Transport {
     agent: Agent,
     /// The endpoint's origin: the only one that gets the token.
     pub(super) origin: String,
+    /// Set by a `429` that says when its window resets: every request waits for it.
+    pause: Pause,
 }
 
 impl Transport {
@@ -59,6 +66,7 @@ impl Transport {
             config,
             agent,
             origin,
+            pause: Pause::default(),
         }
     }
 
@@ -68,37 +76,52 @@ impl Transport {
     }
 
     /// GET with retries and hand-followed redirects; any answer but 2xx becomes an error.
-    /// Returns the response and the URL that gave it.
+    /// Returns the response and the URL that gave it. A `429` that says when its rate limit's
+    /// window resets pauses every request of the run until then (`reporter` hears of it once).
     pub(super) fn get_ok(
         &self,
         url: &str,
         range: impl Into<Option<ByteRange>>,
         what: &str,
-        repo: &Repo,
-        revision: Option<&str>,
+        (repo, revision): (&Repo, Option<&str>),
+        reporter: &dyn Reporter,
     ) -> Result<(Response<Body>, String), HubError> {
         let range = range.into();
         let from_hub = origin_of(url) == self.origin;
         let mut attempt = 0;
+        let mut rate_limit_waits = 0;
+        let resolve = url.contains("/resolve/");
         loop {
-            let result = self
-                .get_following(url, range, what)
-                .and_then(|(response, final_url)| {
-                    let status = response.status().as_u16();
-                    if response.status().is_success() {
-                        Ok((response, final_url))
-                    } else if matches!(status, 401 | 403 | 404 | 410)
-                        && origin_of(&final_url) != self.origin
-                    {
-                        Err(HubError::ExpiredLocation {
-                            what: what.to_owned(),
-                            status,
-                            url: strip_query(&final_url).to_owned(),
-                        })
-                    } else {
-                        Err(self.status_error(response, url, what, repo, revision))
-                    }
-                });
+            self.pause.wait(resolve);
+            let result =
+                self.get_following(url, range, what, reporter)
+                    .and_then(|(response, final_url)| {
+                        let status = response.status().as_u16();
+                        if response.status().is_success() {
+                            Ok((response, final_url))
+                        } else if matches!(status, 401 | 403 | 404 | 410)
+                            && origin_of(&final_url) != self.origin
+                        {
+                            Err(HubError::ExpiredLocation {
+                                what: what.to_owned(),
+                                status,
+                                url: strip_query(&final_url).to_owned(),
+                            })
+                        } else {
+                            Err(self.status_error(response, url, what, repo, revision))
+                        }
+                    });
+            if let Err(HubError::Status {
+                rate_limit: Some(limit),
+                ..
+            }) = &result
+                && let Some(wait) = limit.wait()
+                && rate_limit_waits < MAX_RATE_LIMIT_WAITS
+            {
+                self.pause_for(limit, wait, reporter);
+                rate_limit_waits += 1;
+                continue;
+            }
             let retry = match &result {
                 // Asking the Hub again gives a fresh CDN link.
                 Err(HubError::ExpiredLocation { .. }) => from_hub,
@@ -112,6 +135,31 @@ impl Transport {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Pauses every request for `wait` (a rate limit's window resets then); the first worker to
+    /// hear of the window says so.
+    fn pause_for(&self, limit: &RateLimit, wait: Duration, reporter: &dyn Reporter) {
+        if self.pause.extend(wait, limit.quota) {
+            reporter.event(Event::RateLimited {
+                wait,
+                resource: &limit.resource,
+                quota: limit.quota,
+                window_seconds: limit.window_seconds,
+            });
+        }
+    }
+
+    /// The rate limit an answer announces, if it says nothing is left of the window: the next
+    /// request would get a `429`, so every request waits for the reset instead.
+    fn heed(&self, response: &Response<Body>, reporter: &dyn Reporter) {
+        let header = |name: &str| response.headers().get(name)?.to_str().ok();
+        if let Some(limit) = header("ratelimit")
+            .and_then(|limit| RateLimit::parse(limit, header("ratelimit-policy")))
+            && let Some(wait) = limit.wait()
+        {
+            self.pause_for(&limit, wait, reporter);
         }
     }
 
@@ -143,6 +191,7 @@ impl Transport {
         url: &str,
         range: Option<ByteRange>,
         what: &str,
+        reporter: &dyn Reporter,
     ) -> Result<(Response<Body>, String), HubError> {
         let mut current = url.to_owned();
         let mut visited: Vec<String> = Vec::new();
@@ -161,6 +210,9 @@ impl Transport {
             let response = request
                 .call()
                 .map_err(|error| transport_error(error, what, &current))?;
+            if response.status().is_success() || response.status().is_redirection() {
+                self.heed(&response, reporter);
+            }
             if !response.status().is_redirection() {
                 return Ok((response, current));
             }
@@ -267,6 +319,10 @@ impl Transport {
             _ => {}
         }
         let retry_after = header("retry-after").and_then(|seconds| seconds.trim().parse().ok());
+        let rate_limit = (status == 429)
+            .then(|| RateLimit::parse(&header("ratelimit")?, header("ratelimit-policy").as_deref()))
+            .flatten()
+            .map(Box::new);
         let message = header("x-error-message").unwrap_or_else(|| error_from_body(response));
         // The server's words, printed: no terminal escapes, no screenful.
         let message = shown(&message, 500);
@@ -276,6 +332,7 @@ impl Transport {
             url: strip_query(url).to_owned(),
             message,
             retry_after,
+            rate_limit,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::repo::{RepoFile, is_lower_hex, validate_repo_path};
+use crate::repo::{RepoFile, is_lower_hex, is_xet_hash, validate_repo_path};
 use crate::text::{MAX_SHOWN_CHARS, shown};
 
 /// The files of one page of a tree listing, folders left out. Refuses the page if an entry's
@@ -31,6 +31,8 @@ struct TreeEntry {
     #[serde(default)]
     oid: String,
     lfs: Option<LfsInfo>,
+    #[serde(rename = "xetHash")]
+    xet_hash: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -66,11 +68,18 @@ impl TreeEntry {
             }
             None => (self.size, None),
         };
+        if let Some(xet) = self.xet_hash.as_deref().filter(|xet| !is_xet_hash(xet)) {
+            return Err(format!(
+                "`{path}` has an invalid xetHash `{}`: a Xet hash is 64 hex digits",
+                shown(xet, MAX_SHOWN_CHARS)
+            ));
+        }
         Ok(Some(RepoFile {
             path: self.path,
             size,
             blob_id: self.oid,
             lfs_sha256,
+            xet_hash: self.xet_hash,
         }))
     }
 }
@@ -85,12 +94,25 @@ mod tests {
             {"type": "directory", "path": "sub", "oid": "x"},
             {"type": "file", "path": "sub/a.txt", "size": 3, "oid": "0123456789012345678901234567890123456789"},
             {"type": "file", "path": "m.bin", "size": 1, "oid": "0123456789012345678901234567890123456789",
-             "lfs": {"oid": "0000000000000000000000000000000000000000000000000000000000000000", "size": 9, "pointerSize": 1}}
+             "lfs": {"oid": "0000000000000000000000000000000000000000000000000000000000000000", "size": 9, "pointerSize": 1},
+             "xetHash": "ABCDEF0000000000000000000000000000000000000000000000000000000000"}
         ]"#;
         let files = parse_tree_page(page).unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(files[1].size, 9);
         assert_eq!(files[1].etag(), "0".repeat(64));
+        // Kept verbatim, as the reference client keeps it (it accepts either case).
+        assert_eq!(
+            files[1].xet_hash.as_deref(),
+            Some("ABCDEF0000000000000000000000000000000000000000000000000000000000")
+        );
+        assert_eq!(files[0].xet_hash, None);
+        let bad_xet = r#"[{"type": "file", "path": "x", "size": 1, "oid": "0123456789012345678901234567890123456789", "xetHash": "../x"}]"#;
+        assert!(
+            parse_tree_page(bad_xet)
+                .unwrap_err()
+                .contains("invalid xetHash")
+        );
         let escape = r#"[{"type": "file", "path": "../x", "size": 1, "oid": "0123456789012345678901234567890123456789"}]"#;
         assert!(
             parse_tree_page(escape)

@@ -53,7 +53,7 @@ pub fn add(
     let model = format!("{repo}@{reference}");
     if CommitId::parse(reference).is_none() {
         reporter.event(Event::Checking { model: &model });
-        Hub::new(HubConfig::from_env(&options.env))
+        Hub::new(HubConfig::from_env(&options.env), reporter)
             .resolve_revision(repo, reference)
             .map_err(|error| Error::from(error).for_model(model.clone()))?;
     }

@@ -187,7 +187,7 @@ pub fn export(options: &Options, export: &ExportOptions) -> Result<ExportReport,
             continue;
         };
         let commit = entry.revision.clone();
-        let files = selected_files(&settings, model, &commit).ok_or_else(|| {
+        let files = selected_files(&settings, model, &commit)?.ok_or_else(|| {
             Error::Other(format!(
                 "{}: the cache has no file list for {commit}: run `facehugger sync --frozen` first",
                 model.name()
@@ -251,7 +251,7 @@ fn check(cache: &Cache, jobs: &[Job<'_>]) -> Result<(), Error> {
     let mut in_the_way = Vec::new();
     for job in jobs {
         for file in &job.files {
-            if !cache.blob_path(&job.model.repo, file.etag()).is_file() {
+            if blob_source(cache, &job.model.repo, file.etag()).is_none() {
                 missing.push(format!("{}: {}", job.model.name(), file.path));
                 continue;
             }
@@ -276,6 +276,23 @@ fn check(cache: &Cache, jobs: &[Job<'_>]) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// The file holding a blob's bytes: `blobs/<etag>` itself, or the shared Xet store's payload it
+/// links to. Any other link is not followed (it could lead anywhere).
+fn blob_source(cache: &Cache, repo: &Repo, etag: &str) -> Option<Utf8PathBuf> {
+    let blob = cache.blob_path(repo, etag);
+    let meta = fs::symlink_metadata(&blob).ok()?;
+    let source = if meta.is_symlink() {
+        let store = cache.store();
+        store.payload_path(&store.linked_hash(&blob)?)?
+    } else {
+        blob
+    };
+    fs::symlink_metadata(&source)
+        .ok()
+        .filter(|meta| meta.is_file())
+        .map(|_| source)
 }
 
 /// True if `path` is a regular file holding exactly the file's bytes (hashed to its etag).
@@ -332,7 +349,12 @@ fn export_model(cache: &Cache, job: &Job<'_>, linker: &mut Linker) -> Result<Exp
                 write_metadata(&hf_dir, &file.path, &job.commit, file.etag(), false)?;
             }
             _ => {
-                let source = cache.blob_path(&job.model.repo, file.etag());
+                let source = blob_source(cache, &job.model.repo, file.etag()).ok_or_else(|| {
+                    let blob = cache.blob_path(&job.model.repo, file.etag());
+                    Error::Other(format!(
+                        "`{blob}` went away: run `facehugger sync --frozen`"
+                    ))
+                })?;
                 let made = linker.make(&source, &dest)?;
                 match made {
                     LinkMode::Reflink => done.reflinked += 1,
@@ -424,19 +446,15 @@ impl Linker {
 fn materialize(source: &Utf8Path, dest: &Utf8Path, link: LinkMode) -> Result<LinkMode, Error> {
     let parent = dest.parent().unwrap_or(Utf8Path::new("."));
     fs::create_dir_all(parent).map_err(|err| Error::io("create the folder", parent, err))?;
-    // The blob may be a link into the shared Xet store: work on the file it leads to.
-    let source = source
-        .canonicalize_utf8()
-        .map_err(|err| Error::io("read the blob", source, err))?;
     let temp = unique_sibling(dest, "tmp");
     let made = match link {
-        LinkMode::Hard => hard_link(&source, &temp).map(|()| LinkMode::Hard),
-        LinkMode::Reflink => reflink(&source, &temp).map(|()| LinkMode::Reflink),
-        LinkMode::Auto => match reflink(&source, &temp) {
+        LinkMode::Hard => hard_link(source, &temp).map(|()| LinkMode::Hard),
+        LinkMode::Reflink => reflink(source, &temp).map(|()| LinkMode::Reflink),
+        LinkMode::Auto => match reflink(source, &temp) {
             Ok(()) => Ok(LinkMode::Reflink),
-            Err(_) => copy(&source, &temp).map(|()| LinkMode::Copy),
+            Err(_) => copy(source, &temp).map(|()| LinkMode::Copy),
         },
-        LinkMode::Copy => copy(&source, &temp).map(|()| LinkMode::Copy),
+        LinkMode::Copy => copy(source, &temp).map(|()| LinkMode::Copy),
     };
     let made = made.inspect_err(|_| {
         let _ = fs::remove_file(&temp);

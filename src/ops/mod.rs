@@ -23,7 +23,7 @@ pub use lock::{LockReport, lock};
 pub use remove::{RemoveOptions, remove};
 pub use status::{ModelStatus, path, status};
 pub use sync::{plan, sync};
-pub use verify::{Problem, ProblemKind, VerifyReport, verify};
+pub use verify::{Problem, ProblemKind, VerifiedModel, VerifyReport, verify};
 
 use crate::cache::Cache;
 use crate::env::Env;
@@ -118,19 +118,34 @@ impl Local<'_> {
 }
 
 /// Each model of the manifest with the commits the lock and the cache's refs give it.
-fn locals<'a>(settings: &'a Settings, lock: Option<&Lock>) -> Vec<Local<'a>> {
+fn locals<'a>(settings: &'a Settings, lock: Option<&Lock>) -> Result<Vec<Local<'a>>, Error> {
     settings
         .manifest
         .models
         .iter()
-        .map(|model| Local {
-            model,
-            locked: lock
-                .and_then(|lock| lock.find(&model.repo, &model.reference))
-                .map(|entry| entry.revision.clone()),
-            cached: model
-                .pinned_commit()
-                .or_else(|| settings.cache.read_ref(&model.repo, &model.reference)),
-        })
+        .map(|model| local(settings, lock, model))
         .collect()
+}
+
+/// The model with the commits the lock and the cache's ref give it. A ref that cannot be read
+/// (a link, something that is not a commit) is an error naming it.
+fn local<'a>(
+    settings: &Settings,
+    lock: Option<&Lock>,
+    model: &'a Model,
+) -> Result<Local<'a>, Error> {
+    let cached = match model.pinned_commit() {
+        Some(commit) => Some(commit),
+        None => settings
+            .cache
+            .read_ref(&model.repo, &model.reference)
+            .map_err(|error| Error::from(error).for_model(model.name()))?,
+    };
+    Ok(Local {
+        model,
+        locked: lock
+            .and_then(|lock| lock.find(&model.repo, &model.reference))
+            .map(|entry| entry.revision.clone()),
+        cached,
+    })
 }

@@ -5,7 +5,7 @@
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
-use super::{Local, Options, locals};
+use super::{Options, local, locals};
 use crate::error::Error;
 use crate::manifest::Model;
 use crate::patterns::FileFilter;
@@ -50,38 +50,48 @@ impl ModelStatus {
     }
 }
 
-/// The model's selected files in the commit's cached file list.
+/// The model's selected files in the commit's cached file list (`None` when the cache has no
+/// usable list; a list that cannot be read safely is an error naming it).
 pub(super) fn selected_files(
     settings: &Settings,
     model: &Model,
     commit: &CommitId,
-) -> Option<Vec<RepoFile>> {
-    let listing = settings.cache.read_tree(&model.repo, commit)?;
+) -> Result<Option<Vec<RepoFile>>, Error> {
+    let Some(listing) = settings
+        .cache
+        .read_tree(&model.repo, commit)
+        .map_err(|error| Error::from(error).for_model(model.name()))?
+    else {
+        return Ok(None);
+    };
     let filter = FileFilter::new(model.include.as_deref(), model.exclude.as_deref());
-    Some(
+    Ok(Some(
         listing
             .into_iter()
             .filter(|file| filter.matches(&file.path))
             .collect(),
-    )
+    ))
 }
 
 /// The status of every model of the manifest.
 pub fn status(options: &Options) -> Result<Vec<ModelStatus>, Error> {
     let settings = options.find(LockMode::Frozen)?;
     let cache = &settings.cache;
-    Ok(locals(&settings, settings.lock.as_ref())
+    locals(&settings, settings.lock.as_ref())?
         .into_iter()
         .map(|local| {
             let model = local.model;
             let revision = local.revision().cloned();
-            let selected = revision
-                .as_ref()
-                .and_then(|commit| selected_files(&settings, model, commit));
+            let (selected, view) = match &revision {
+                Some(commit) => (
+                    selected_files(&settings, model, commit)?,
+                    Some(cache.snapshot_view(&model.repo, commit)),
+                ),
+                None => (None, None),
+            };
             let present = |file: &&RepoFile| {
-                revision
-                    .as_ref()
-                    .is_some_and(|commit| cache.has_pointer(&model.repo, commit, &file.path))
+                view.as_ref()
+                    .is_some_and(|view| view.has_pointer(&file.path, file.etag()))
             };
             let (files, missing, size_on_disk) = match &selected {
                 Some(files) => {
@@ -91,7 +101,7 @@ pub fn status(options: &Options) -> Result<Vec<ModelStatus>, Error> {
                 }
                 None => (None, None, 0),
             };
-            ModelStatus {
+            Ok(ModelStatus {
                 name: model.name(),
                 repo_id: model.repo.id.to_string(),
                 repo_type: model.repo.repo_type.as_str().to_owned(),
@@ -109,9 +119,9 @@ pub fn status(options: &Options) -> Result<Vec<ModelStatus>, Error> {
                 files,
                 missing,
                 size_on_disk,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// The snapshot folder of the manifest's model of this repo id (at this ref, when it is
@@ -122,14 +132,15 @@ pub fn path(
     reference: Option<&str>,
 ) -> Result<Utf8PathBuf, Error> {
     let settings = options.find(LockMode::Frozen)?;
-    let locals = locals(&settings, settings.lock.as_ref());
-    let matching: Vec<&Local<'_>> = locals
+    let matching: Vec<&Model> = settings
+        .manifest
+        .models
         .iter()
-        .filter(|local| local.model.repo.id == *repo_id)
-        .filter(|local| reference.is_none_or(|r| local.model.reference == r))
+        .filter(|model| model.repo.id == *repo_id)
+        .filter(|model| reference.is_none_or(|r| model.reference == r))
         .collect();
-    let local = match matching.as_slice() {
-        [one] => one,
+    let chosen = match matching.as_slice() {
+        [one] => local(&settings, settings.lock.as_ref(), one)?,
         [] => {
             return Err(Error::Other(format!(
                 "`{repo_id}`{} is not in `{}`",
@@ -138,18 +149,18 @@ pub fn path(
             )));
         }
         several => {
-            let refs: Vec<&str> = several.iter().map(|l| l.model.reference.as_str()).collect();
+            let refs: Vec<&str> = several.iter().map(|m| m.reference.as_str()).collect();
             return Err(Error::Other(format!(
                 "`{repo_id}` is declared at several refs ({}): pass --ref",
                 refs.join(", ")
             )));
         }
     };
-    let commit = local.revision().ok_or_else(|| {
+    let commit = chosen.revision().ok_or_else(|| {
         Error::Other(format!(
             "{} is neither locked nor in the cache: run `facehugger sync` first",
-            local.model.name()
+            chosen.model.name()
         ))
     })?;
-    Ok(settings.cache.snapshot_dir(&local.model.repo, commit))
+    Ok(settings.cache.snapshot_dir(&chosen.model.repo, commit))
 }

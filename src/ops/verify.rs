@@ -1,27 +1,52 @@
 //! `facehugger verify`: re-hash every cached file of the manifest's models against its etag,
-//! without the network; with `repair`, remove what is corrupt and download it again.
+//! and check that each snapshot entry leads to the blob of that etag, without the network; with
+//! `repair`, remove what is corrupt and download or link it again.
 
 use std::fs::File;
 use std::io::Read;
 
-use camino::Utf8Path;
+use camino::{Utf8Path, Utf8PathBuf};
 
 use super::status::selected_files;
 use super::{Options, locals};
+use crate::cache::{Entry, relative_blob_target};
 use crate::error::Error;
+use crate::files::open_regular;
 use crate::hash::Verifier;
 use crate::project::load_lock;
-use crate::repo::{Repo, RepoFile};
+use crate::repo::{CommitId, Repo, RepoFile};
 use crate::report::Reporter;
 use crate::sync::{self, LockMode, Settings, SyncReport};
 
 /// What `verify` found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Each model whose files were checked (after the repair, with `repair`), in manifest
+    /// order. A model that could not be checked is not here but among the problems.
+    pub models: Vec<VerifiedModel>,
     /// What is wrong (after the repair, with `repair`); empty when every file verified.
     pub problems: Vec<Problem>,
     /// The sync that repaired the cache, if there was one.
     pub repaired: Option<SyncReport>,
+}
+
+/// A model whose cached files `verify` checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedModel {
+    /// The model, `acme/tiny@main`.
+    pub model: String,
+    /// Its repo.
+    pub repo: Repo,
+    /// The manifest's ref.
+    pub reference: String,
+    /// The commit checked: the locked one, else the one the cache's ref points at.
+    pub revision: CommitId,
+    /// The model's selected files in that commit.
+    pub files: usize,
+    /// How many of them were hashed (the others are among the problems).
+    pub files_hashed: usize,
+    /// The bytes hashed.
+    pub bytes_hashed: u64,
 }
 
 /// A problem `verify` found.
@@ -40,46 +65,64 @@ pub struct Problem {
 /// What is wrong with a model or one of its files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProblemKind {
-    /// The snapshot lacks the file.
+    /// The snapshot lacks the file, or its link leads to no blob.
     Missing {
         /// The etag of its blob.
         expected: String,
         /// Where its blob would be.
-        blob: camino::Utf8PathBuf,
+        blob: Utf8PathBuf,
     },
-    /// The file's blob does not hash to its etag.
+    /// The file's content does not hash to its etag.
     Corrupt {
         /// The etag.
         expected: String,
-        /// What the blob hashes to.
+        /// What the content hashes to.
         actual: String,
-        /// The blob.
-        blob: camino::Utf8PathBuf,
+        /// What was hashed: the blob, or the file in the snapshot where links are off.
+        blob: Utf8PathBuf,
     },
-    /// The model cannot be checked: no commit, or no file list, in the lock or the cache.
+    /// The snapshot entry is a link, but not to the blob of the file's etag.
+    WrongLink {
+        /// Where it should point: `../../blobs/<etag>`, climbing as deep as the path.
+        expected: String,
+        /// Where it points.
+        actual: String,
+        /// The blob it should lead to.
+        blob: Utf8PathBuf,
+    },
+    /// The model or the file cannot be checked: no commit or no file list in the lock or the
+    /// cache, or a file that cannot be read safely (a blob linking out of the cache, say).
     Unknown {
         /// Why.
         reason: String,
     },
 }
 
-/// Re-hashes the cached files of every model; with `repair`, removes the corrupt blobs,
-/// downloads what is missing again (the locked revisions), and checks once more.
+/// Re-hashes the cached files of every model; with `repair`, removes the corrupt blobs (or
+/// files, where links are off), downloads what is missing again and relinks what links
+/// elsewhere (a sync of the locked revisions), and checks once more.
 pub fn verify(
     options: &Options,
     repair: bool,
     reporter: &dyn Reporter,
 ) -> Result<VerifyReport, Error> {
     let mut settings = options.find(LockMode::Frozen)?;
-    let mut problems = check(&settings)?;
+    let (mut models, mut problems) = check(&settings)?;
     let mut repaired = None;
     if repair && !problems.is_empty() {
         for problem in &problems {
-            if let ProblemKind::Corrupt { expected, .. } = &problem.kind {
-                settings.cache.remove_blob(&problem.repo, expected)?;
+            if let ProblemKind::Corrupt { expected, blob, .. } = &problem.kind {
+                if *blob == settings.cache.blob_path(&problem.repo, expected) {
+                    settings.cache.remove_blob(&problem.repo, expected)?;
+                } else {
+                    // The content itself, in a snapshot where links are off.
+                    std::fs::remove_file(blob)
+                        .map_err(|err| Error::io("remove the corrupt file", blob, err))?;
+                }
             }
         }
-        // Re-download what is missing now, at the revisions verify looked at.
+        // The sync downloads what is missing now and relinks wrong links (its planner reads
+        // where each link points), at the revisions verify looked at.
         let mode = if settings.lock.is_some() {
             LockMode::Frozen
         } else {
@@ -91,16 +134,22 @@ pub fn verify(
         };
         repaired = Some(sync::sync(&repair_settings, reporter)?);
         settings.lock = load_lock(&settings.lock_path)?;
-        problems = check(&settings)?;
+        (models, problems) = check(&settings)?;
     }
-    Ok(VerifyReport { problems, repaired })
+    Ok(VerifyReport {
+        models,
+        problems,
+        repaired,
+    })
 }
 
-/// Re-hashes the cached files of every model against their etags; returns what is wrong.
-fn check(settings: &Settings) -> Result<Vec<Problem>, Error> {
+/// Checks the cached files of every model: where each snapshot entry leads, and what its
+/// content hashes to. Returns the models checked and what is wrong.
+fn check(settings: &Settings) -> Result<(Vec<VerifiedModel>, Vec<Problem>), Error> {
     let cache = &settings.cache;
+    let mut models = Vec::new();
     let mut problems = Vec::new();
-    for local in locals(settings, settings.lock.as_ref()) {
+    for local in locals(settings, settings.lock.as_ref())? {
         let model = local.model;
         let problem = |path: &str, kind| Problem {
             model: model.name(),
@@ -108,53 +157,115 @@ fn check(settings: &Settings) -> Result<Vec<Problem>, Error> {
             path: path.to_owned(),
             kind,
         };
-        let unknown = |reason: &str| {
-            problem(
-                "",
-                ProblemKind::Unknown {
-                    reason: reason.to_owned(),
-                },
-            )
-        };
+        let unknown = |path: &str, reason: String| problem(path, ProblemKind::Unknown { reason });
         let Some(commit) = local.revision() else {
-            problems.push(unknown("neither locked nor in the cache"));
+            problems.push(unknown("", "neither locked nor in the cache".to_owned()));
             continue;
         };
-        let Some(files) = selected_files(settings, model, commit) else {
-            problems.push(unknown("no file list for its commit in the cache"));
+        let Some(files) = selected_files(settings, model, commit)? else {
+            problems.push(unknown(
+                "",
+                "no file list for its commit in the cache".to_owned(),
+            ));
             continue;
         };
-        for file in files {
-            let blob = cache.blob_path(&model.repo, file.etag());
-            let expected = file.etag().to_owned();
-            if !cache.has_pointer(&model.repo, commit, &file.path) {
-                problems.push(problem(&file.path, ProblemKind::Missing { expected, blob }));
-                continue;
-            }
-            if let Some(actual) = hash_blob(&blob, &file)? {
+        let view = cache.snapshot_view(&model.repo, commit);
+        let mut verified = VerifiedModel {
+            model: model.name(),
+            repo: model.repo.clone(),
+            reference: model.reference.clone(),
+            revision: commit.clone(),
+            files: files.len(),
+            files_hashed: 0,
+            bytes_hashed: 0,
+        };
+        for file in &files {
+            let etag = file.etag();
+            let blob = cache.blob_path(&model.repo, etag);
+            let missing = || ProblemKind::Missing {
+                expected: etag.to_owned(),
+                blob: blob.clone(),
+            };
+            // What to hash: the blob a right link leads to, or the file itself where links are
+            // off. Nothing in the snapshot is followed.
+            let content = match view.entry(&file.path) {
+                None => Err(missing()),
+                Some(Entry::Link(target)) => {
+                    let expected = relative_blob_target(&file.path, etag);
+                    if *target != expected {
+                        Err(ProblemKind::WrongLink {
+                            expected,
+                            actual: target.clone(),
+                            blob: blob.clone(),
+                        })
+                    } else {
+                        match cache.open_blob(&model.repo, etag) {
+                            Ok(Some(reader)) => Ok((reader, blob.clone())),
+                            Ok(None) => Err(missing()),
+                            Err(error) => Err(ProblemKind::Unknown {
+                                reason: error.to_string(),
+                            }),
+                        }
+                    }
+                }
+                Some(Entry::File) => {
+                    let path = cache.pointer_path(&model.repo, commit, &file.path);
+                    match open_regular(&path) {
+                        Ok(reader) => Ok((reader, path)),
+                        Err(error) => Err(ProblemKind::Unknown {
+                            reason: Error::io("read", &path, error).to_string(),
+                        }),
+                    }
+                }
+                Some(Entry::Other) => Err(ProblemKind::Unknown {
+                    reason: format!(
+                        "`{}` is neither a file nor a link",
+                        cache.pointer_path(&model.repo, commit, &file.path)
+                    ),
+                }),
+            };
+            let (reader, hashed) = match content {
+                Ok(content) => content,
+                Err(kind) => {
+                    problems.push(problem(&file.path, kind));
+                    continue;
+                }
+            };
+            let (size, actual) = hash(reader, &hashed, file)?;
+            verified.files_hashed += 1;
+            verified.bytes_hashed += size;
+            if let Some(actual) = actual {
                 problems.push(problem(
                     &file.path,
                     ProblemKind::Corrupt {
-                        expected,
+                        expected: etag.to_owned(),
                         actual,
-                        blob,
+                        blob: hashed,
                     },
                 ));
             }
         }
+        models.push(verified);
     }
-    Ok(problems)
+    Ok((models, problems))
 }
 
-/// Re-hashes a cached blob; `Some(actual hash)` when it is not what its etag says.
-fn hash_blob(path: &Utf8Path, file: &RepoFile) -> Result<Option<String>, Error> {
-    let mut reader = File::open(path).map_err(|err| Error::io("read", path, err))?;
+/// Hashes what `reader` holds (at most one byte more than the file's size: a longer file is
+/// corrupt whatever follows). Returns the bytes read, and the actual hash when it is not what
+/// the etag says.
+fn hash(
+    mut reader: File,
+    path: &Utf8Path,
+    file: &RepoFile,
+) -> Result<(u64, Option<String>), Error> {
     let mut verifier = Verifier::new(file);
     let mut buffer = vec![0u8; 1024 * 1024];
     let mut size = 0u64;
-    loop {
+    let limit = file.size.saturating_add(1);
+    while size < limit {
+        let wanted = buffer.len().min((limit - size) as usize);
         let read = reader
-            .read(&mut buffer)
+            .read(&mut buffer[..wanted])
             .map_err(|err| Error::io("read", path, err))?;
         if read == 0 {
             break;
@@ -162,8 +273,9 @@ fn hash_blob(path: &Utf8Path, file: &RepoFile) -> Result<Option<String>, Error> 
         verifier.update(&buffer[..read]);
         size += read as u64;
     }
-    Ok(verifier
+    let actual = verifier
         .check(file, size)
         .err()
-        .map(|mismatch| mismatch.actual))
+        .map(|mismatch| mismatch.actual);
+    Ok((size, actual))
 }

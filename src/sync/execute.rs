@@ -15,11 +15,11 @@ use std::thread;
 use camino::Utf8Path;
 
 use super::TransferOptions;
-use super::chunked::{fetch_chunked, resumable_chunks};
+use super::segments::{fetch_segmented, resumable_runs};
 use crate::cache::{Cache, chunk_record_path, remove_partial};
 use crate::error::Error;
 use crate::hash::Verifier;
-use crate::hub::{ByteRange, CdnUrl, Download, Hub, HubError};
+use crate::hub::{ByteRange, Download, Hub, HubError};
 use crate::pool::Budget;
 use crate::repo::{CommitId, Repo, RepoFile};
 use crate::report::Reporter;
@@ -70,7 +70,7 @@ impl<'a> Transfer<'a> {
 /// Puts one file in its snapshot, downloading its blob unless the cache has it. Returns the
 /// number of bytes downloaded.
 pub(crate) fn install(
-    hub: &Hub,
+    hub: &Hub<'_>,
     cache: &Cache,
     transfer: &Transfer<'_>,
     job: &Job,
@@ -89,7 +89,7 @@ pub(crate) fn install(
 /// Downloads and verifies a blob, then installs it. A partial download left by an earlier run
 /// is resumed; a hash mismatch starts over, once.
 fn download_blob(
-    hub: &Hub,
+    hub: &Hub<'_>,
     cache: &Cache,
     transfer: &Transfer<'_>,
     job: &Job,
@@ -102,7 +102,7 @@ fn download_blob(
 }
 
 fn download_verified(
-    hub: &Hub,
+    hub: &Hub<'_>,
     cache: &Cache,
     transfer: &Transfer<'_>,
     job: &Job,
@@ -143,30 +143,30 @@ fn download_verified(
 /// What every request for one file needs.
 #[derive(Clone, Copy)]
 pub(super) struct Fetch<'a> {
-    pub(super) hub: &'a Hub,
+    pub(super) hub: &'a Hub<'a>,
     pub(super) job: &'a Job,
     /// The partial download being written.
     pub(super) temp: &'a Utf8Path,
-    /// Where the Hub's redirect led, shared by the file's requests.
-    pub(super) cdn: &'a CdnUrl,
     pub(super) reporter: &'a dyn Reporter,
 }
 
-/// Fetches the file into `out` and verifies it: in chunks over several connections when it is
-/// large, else in one stream; either way resuming what an earlier run left in `out`.
+/// The largest file served in one unranged GET: above this, today's Hub (and the reference
+/// client) only serve ranges.
+const MAX_UNRANGED_BYTES: u64 = 50_000_000_000;
+
+/// Fetches the file into `out` and verifies it: in segments over several connections when it
+/// is large, else in one stream; either way resuming what an earlier run left in `out`.
 fn fetch(
-    hub: &Hub,
+    hub: &Hub<'_>,
     transfer: &Transfer<'_>,
     job: &Job,
     out: &mut File,
     temp: &Utf8Path,
 ) -> Result<(), Error> {
-    let cdn = CdnUrl::default();
     let ctx = Fetch {
         hub,
         job,
         temp,
-        cdn: &cdn,
         reporter: transfer.reporter,
     };
     let size = job.file.size;
@@ -175,15 +175,21 @@ fn fetch(
         .map_err(|err| Error::io("read", temp, err))?
         .len();
     let record = chunk_record_path(temp);
-    let chunked = transfer.connections_per_file > 1 && size >= 2 * transfer.chunk_bytes;
-    if chunked {
-        let done = resumable_chunks(&record, existing, size, transfer.chunk_bytes);
-        match fetch_chunked(ctx, transfer, out, done) {
-            Err(Error::Hub(HubError::RangeIgnored { .. })) => {}
+    if size >= 2 * transfer.chunk_bytes || size > MAX_UNRANGED_BYTES {
+        // The runs an earlier run recorded, or the prefix a one-stream download left.
+        let runs = resumable_runs(&record, existing, size).unwrap_or_else(|| {
+            if existing < size {
+                vec![(0, existing)]
+            } else {
+                Vec::new()
+            }
+        });
+        match fetch_segmented(ctx, transfer, out, record.clone(), &runs) {
+            Err(Error::Hub(HubError::RangeIgnored { .. })) if size <= MAX_UNRANGED_BYTES => {}
             other => return other,
         }
     }
-    // One stream resumes a prefix only: what chunks left is not one.
+    // One stream resumes a prefix only: what segments left is not one.
     let mut resume_from = existing.min(size);
     if record.exists() || resume_from == size {
         let _ = std::fs::remove_file(&record);
@@ -199,13 +205,7 @@ fn fetch(
 /// already there), resuming with a Range request when the connection drops, and checks its
 /// size and hash as the bytes arrive.
 fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), Error> {
-    let Fetch {
-        hub,
-        job,
-        temp,
-        cdn,
-        ..
-    } = ctx;
+    let Fetch { hub, job, temp, .. } = ctx;
     let file = &job.file;
     let mut verifier = Verifier::new(file);
     // Sized for the file (plus the byte that tells the body ended): thousands of small files
@@ -228,13 +228,13 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
         .map_err(|err| Error::io("seek", temp, err))?;
     let mut stalled = 0;
     loop {
-        let download = hub.download(
-            &job.repo,
-            &job.commit,
-            &file.path,
-            ByteRange::from(written),
-            cdn,
-        )?;
+        // Always a closed range (but for an empty file): a bridge serves a large file only in
+        // ranges, and a URL it signs is good for that range alone.
+        let range = ByteRange {
+            start: written,
+            end: (file.size > 0).then_some(file.size),
+        };
+        let download = hub.download(&job.repo, &job.commit, &file.path, range)?;
         if download.offset != written {
             // The server ignored our Range and sent everything again: start over.
             out.set_len(0)
@@ -334,7 +334,7 @@ pub(super) fn range_ignored(job: &Job) -> Error {
     .into()
 }
 
-fn too_long(job: &Job) -> Error {
+pub(super) fn too_long(job: &Job) -> Error {
     HubError::InvalidResponse {
         what: format!("downloading `{}` of `{}`", job.file.path, job.repo.id),
         url: String::from("the download URL"),
@@ -346,7 +346,13 @@ fn too_long(job: &Job) -> Error {
     .into()
 }
 
-pub(super) fn dropped(hub: &Hub, job: &Job, failure: Option<String>, at: u64, end: u64) -> Error {
+pub(super) fn dropped(
+    hub: &Hub<'_>,
+    job: &Job,
+    failure: Option<String>,
+    at: u64,
+    end: u64,
+) -> Error {
     HubError::Network {
         what: format!("downloading `{}` of `{}`", job.file.path, job.repo.id),
         origin: hub.endpoint().to_owned(),

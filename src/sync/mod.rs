@@ -2,13 +2,13 @@
 //! file of that commit.
 //!
 //! The work is split in a pure planner ([`plan`]) and an executor ([`execute`], with large files
-//! in [`chunked`]). Network use is minimal: one revision request per repo and ref (in parallel),
+//! in [`segments`]). Network use is minimal: one revision request per repo and ref (in parallel),
 //! one paginated tree listing per commit not already listed in the cache's `trees/`, one GET per
 //! missing blob (in parallel). The commands built on it are in `ops`.
 
-mod chunked;
 mod execute;
 pub(crate) mod plan;
+mod segments;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::OnceLock;
@@ -32,8 +32,8 @@ use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, plan_model};
 pub(crate) const DEFAULT_JOBS: usize = 64;
 /// Default connections one large file may use.
 pub(crate) const DEFAULT_CONNECTIONS_PER_FILE: usize = 16;
-/// Default chunk size for large files.
-pub(crate) const DEFAULT_CHUNK_BYTES: u64 = 16 * 1024 * 1024;
+/// Default smallest piece of a file one connection fetches: files of twice this size are split.
+pub(crate) const DEFAULT_CHUNK_BYTES: u64 = 1024 * 1024;
 
 /// How the lock file is used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -157,29 +157,33 @@ pub struct SyncReport {
 }
 
 /// One client for all the requests of a run, made when first needed (a frozen or offline run
-/// needs none), so that every phase reuses the same pooled connections.
+/// needs none), so that every phase reuses the same pooled connections (and waits out the
+/// same rate limit).
 struct Client<'a> {
     config: &'a HubConfig,
-    hub: OnceLock<Hub>,
+    reporter: &'a dyn Reporter,
+    hub: OnceLock<Hub<'a>>,
 }
 
 impl<'a> Client<'a> {
-    fn new(config: &'a HubConfig) -> Client<'a> {
+    fn new(config: &'a HubConfig, reporter: &'a dyn Reporter) -> Client<'a> {
         Client {
             config,
+            reporter,
             hub: OnceLock::new(),
         }
     }
 
-    fn hub(&self) -> &Hub {
-        self.hub.get_or_init(|| Hub::new(self.config.clone()))
+    fn hub(&self) -> &Hub<'a> {
+        self.hub
+            .get_or_init(|| Hub::new(self.config.clone(), self.reporter))
     }
 }
 
 /// Resolves every model to a commit (as the lock mode says) and checks the lock against it.
 /// Writes nothing.
 pub(crate) fn resolve(settings: &Settings, reporter: &dyn Reporter) -> Result<Resolution, Error> {
-    resolve_with(settings, reporter, &Client::new(&settings.hub))
+    resolve_with(settings, reporter, &Client::new(&settings.hub, reporter))
 }
 
 fn resolve_with(
@@ -244,7 +248,7 @@ pub(crate) fn write_lock(
 
 /// Resolves, then lists and plans every model without writing anything: what `--dry-run` shows.
 pub(crate) fn plan(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<ModelPlan>, Error> {
-    let client = Client::new(&settings.hub);
+    let client = Client::new(&settings.hub, reporter);
     let resolution = resolve_with(settings, reporter, &client)?;
     let selected = resolution.selected(settings);
     let (listings, _) = list_commits(settings, &selected, &client)?;
@@ -256,7 +260,7 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     let started = Instant::now();
     // A clone of the cache remembers the folders it checked for this run only.
     let settings = &settings.clone();
-    let client = Client::new(&settings.hub);
+    let client = Client::new(&settings.hub, reporter);
     let resolution = resolve_with(settings, reporter, &client)?;
     write_lock(settings, &resolution, reporter)?;
     let selected = resolution.selected(settings);
@@ -400,19 +404,21 @@ fn resolve_from_cache(settings: &Settings) -> Result<Vec<Resolved>, Error> {
     let mut missing = Vec::new();
     let mut models = Vec::new();
     for model in &settings.manifest.models {
-        let commit = model
-            .pinned_commit()
-            .or_else(|| settings.cache.read_ref(&model.repo, &model.reference));
+        let commit = match model.pinned_commit() {
+            Some(commit) => Ok(Some(commit)),
+            None => settings.cache.read_ref(&model.repo, &model.reference),
+        };
         match commit {
-            Some(commit) => models.push(Resolved {
+            Ok(Some(commit)) => models.push(Resolved {
                 model: model.clone(),
                 commit,
             }),
-            None => missing.push(format!(
+            Ok(None) => missing.push(format!(
                 "  {}: `{}` is not in the cache",
                 model.name(),
                 settings.cache.ref_path(&model.repo, &model.reference)
             )),
+            Err(error) => missing.push(format!("  {}: {error}", model.name())),
         }
     }
     if missing.is_empty() {
@@ -493,17 +499,22 @@ fn list_commits(
         if listings.contains_key(&key) || to_fetch.contains(&key) {
             continue;
         }
+        // Online, a listing that cannot be read (a planted link, say) is fetched again and
+        // replaced, as one that is not there.
         match settings.cache.read_tree(&key.0, &key.1) {
-            Some(files) => {
+            Ok(Some(files)) => {
                 listings.insert(key, files);
             }
-            None if settings.offline => missing.push(format!(
+            Ok(None) if settings.offline => missing.push(format!(
                 "  {}: no file listing for {} in the cache (`{}`)",
                 resolved.name(),
                 resolved.commit,
                 settings.cache.tree_path(&key.0, &key.1)
             )),
-            None => to_fetch.push(key),
+            Err(error) if settings.offline => {
+                missing.push(format!("  {}: {error}", resolved.name()))
+            }
+            Ok(None) | Err(_) => to_fetch.push(key),
         }
     }
     if !missing.is_empty() {

@@ -149,6 +149,7 @@ mod tests {
             size: 10,
             blob_id: "a".repeat(40),
             lfs_sha256: lfs.map(|c| c.to_string().repeat(64)),
+            xet_hash: None,
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -144,8 +145,9 @@ impl LoggedRequest {
     }
 }
 
-/// What a client cost the hub, from the request log (see [`TestHub::counts`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What a client cost the hub, from the request log (see [`TestHub::counts`]; also served as
+/// JSON at `GET /_test/counts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RequestCounts {
     /// Resolve requests ([`LoggedRequest::is_resolve`]), whatever their answer.
     pub resolves: usize,
@@ -153,6 +155,9 @@ pub struct RequestCounts {
     pub refused: usize,
     /// Requests answered `429`.
     pub rate_limited: usize,
+    /// Body bytes the CDN origin sent (or began to send before a client hung up), to tell how
+    /// many times over a client fetched a file.
+    pub cdn_body_bytes: u64,
 }
 
 /// A running test hub; dropping it stops both listeners.
@@ -171,6 +176,8 @@ struct State {
     faults: Mutex<Vec<Fault>>,
     signer: Option<Signer>,
     limiter: Option<RateLimiter>,
+    /// Body bytes sent by the CDN origin since the log was last cleared.
+    cdn_body_bytes: Arc<AtomicU64>,
 }
 
 /// The request log. A request is logged when it arrives and gets its status once answered:
@@ -230,6 +237,7 @@ impl TestHub {
             options,
             log: Mutex::new(Log::default()),
             faults: Mutex::new(Vec::new()),
+            cdn_body_bytes: Arc::new(AtomicU64::new(0)),
         });
         let serve = |socket, origin| {
             let state = state.clone();
@@ -262,14 +270,7 @@ impl TestHub {
 
     /// Resolves, refused CDN requests and 429s in the request log.
     pub fn counts(&self) -> RequestCounts {
-        let log = self.state.log();
-        let count =
-            |keep: &dyn Fn(&LoggedRequest) -> bool| log.entries.iter().filter(|r| keep(r)).count();
-        RequestCounts {
-            resolves: count(&|r| r.is_resolve()),
-            refused: count(&|r| r.origin == Origin::Cdn && r.status == Some(403)),
-            rate_limited: count(&|r| r.status == Some(429)),
-        }
+        self.state.counts()
     }
 
     /// Makes the next matching requests fail as the fault says (see [`Fault`]).
@@ -293,6 +294,7 @@ impl TestHub {
     /// Forgets the logged requests.
     pub fn clear_requests(&self) {
         self.state.log().clear();
+        self.state.cdn_body_bytes.store(0, Ordering::Relaxed);
     }
 
     /// The loaded fixtures.
@@ -316,6 +318,18 @@ impl State {
         // A panicking test thread must not hide the log from the others.
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn counts(&self) -> RequestCounts {
+        let log = self.log();
+        let count =
+            |keep: &dyn Fn(&LoggedRequest) -> bool| log.entries.iter().filter(|r| keep(r)).count();
+        RequestCounts {
+            resolves: count(&|r| r.is_resolve()),
+            refused: count(&|r| r.origin == Origin::Cdn && r.status == Some(403)),
+            rate_limited: count(&|r| r.status == Some(429)),
+            cdn_body_bytes: self.cdn_body_bytes.load(Ordering::Relaxed),
+        }
+    }
 }
 
 fn handle(request: Request, state: &State, origin: Origin) -> Response {
@@ -330,14 +344,37 @@ fn handle(request: Request, state: &State, origin: Origin) -> Response {
     if origin == Origin::Hub && logged.path() == "/_test/requests" {
         return into_response(test_requests(state, &logged), None);
     }
+    if origin == Origin::Hub && logged.path() == "/_test/counts" {
+        return into_response(Reply::json(200, &json!(state.counts())), None);
+    }
     let number = state.log().push(logged.clone());
     if !state.options.latency.is_zero() {
         thread::sleep(state.options.latency);
     }
-    let response = answer(state, origin, logged);
+    let mut response = answer(state, origin, logged);
     let status = (response.framing != Framing::Hangup).then_some(response.status);
     state.log().set_status(number, status);
+    if origin == Origin::Cdn {
+        response.body = Box::new(Counted {
+            inner: response.body,
+            total: state.cdn_body_bytes.clone(),
+        });
+    }
     response
+}
+
+/// A body that adds what is read of it to a total.
+struct Counted {
+    inner: Box<dyn Read + Send>,
+    total: Arc<AtomicU64>,
+}
+
+impl Read for Counted {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.total.fetch_add(read as u64, Ordering::Relaxed);
+        Ok(read)
+    }
 }
 
 /// The answer to a logged request: the edge's (rate limit, signed URLs) if it refuses the
@@ -595,6 +632,7 @@ fn test_requests(state: &State, request: &LoggedRequest) -> Reply {
         "GET" => Reply::json(200, &json!(state.log().entries)),
         "DELETE" => {
             state.log().clear();
+            state.cdn_body_bytes.store(0, Ordering::Relaxed);
             Reply::new(204, "")
         }
         _ => Reply::not_found(),

@@ -174,6 +174,110 @@ fn manifest_path_points_at_the_cargo_project() {
     .success();
 }
 
+/// `[package]` of a member named `name` that declares one model.
+fn member(name: &str, model: &str) -> String {
+    format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[[package.metadata.facehugger.models]]\n{model}"
+    )
+}
+
+#[test]
+fn manifest_path_to_a_workspace_root_syncs_the_workspace_from_anywhere() {
+    let env = Env::new();
+    // A virtual workspace of two members, each declaring a model, run from the folder above.
+    let above = env.dir.path().join("above");
+    let workspace = "[workspace]\nmembers = [\"a\", \"b\"]\nresolver = \"2\"\n";
+    write_files(
+        &above,
+        &[
+            ("ws/Cargo.toml", workspace),
+            (
+                "ws/a/Cargo.toml",
+                &member("a", "repo = \"acme/tiny\"\ninclude = \"config.json\"\n"),
+            ),
+            ("ws/a/src/lib.rs", ""),
+            (
+                "ws/b/Cargo.toml",
+                &member(
+                    "b",
+                    "repo = \"acme/data\"\nrepo_type = \"dataset\"\ninclude = \"README.md\"\n",
+                ),
+            ),
+            ("ws/b/src/lib.rs", ""),
+        ],
+    );
+    let run = cargo(&env, &above, &["sync", "--manifest-path", "ws/Cargo.toml"]).success();
+    for line in [
+        "Downloading acme/tiny@main (1 file, ",
+        "Downloading dataset acme/data@main (1 file, ",
+        "Finished 2 files in ",
+    ] {
+        assert!(run.stderr.contains(line), "{line}: {}", run.stderr);
+    }
+    assert_eq!(snapshot_files(&env, "models--acme--tiny"), ["config.json"]);
+    assert_eq!(snapshot_files(&env, "datasets--acme--data"), ["README.md"]);
+    assert!(above.join("ws/facehugger.lock").is_file());
+    assert!(!above.join("facehugger.lock").exists());
+
+    // A member's Cargo.toml means that member, as in cargo; the lock still covers both.
+    let cache = |name: &str| env.dir.path().join(name);
+    let run = cargo(
+        &env,
+        &above,
+        &[
+            "sync",
+            "--manifest-path",
+            "ws/b/Cargo.toml",
+            "--cache-dir",
+            cache("b").to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(
+        cache("b").join("datasets--acme--data").exists(),
+        "{}",
+        run.stderr
+    );
+    assert!(!cache("b").join("models--acme--tiny").exists());
+
+    // The root means its default members, when it names them.
+    std::fs::write(
+        above.join("ws/Cargo.toml"),
+        format!("{workspace}default-members = [\"a\"]\n"),
+    )
+    .unwrap();
+    cargo(
+        &env,
+        &above,
+        &[
+            "sync",
+            "--manifest-path",
+            "ws/Cargo.toml",
+            "--cache-dir",
+            cache("a").to_str().unwrap(),
+        ],
+    )
+    .success();
+    assert!(cache("a").join("models--acme--tiny").exists());
+    assert!(!cache("a").join("datasets--acme--data").exists());
+
+    // `remove` edits the Cargo.toml named, not one found from the current folder; the dataset
+    // needs no --repo-type.
+    cargo(
+        &env,
+        &above,
+        &["remove", "acme/data", "--manifest-path", "ws/b/Cargo.toml"],
+    )
+    .success();
+    let text = std::fs::read_to_string(above.join("ws/b/Cargo.toml")).unwrap();
+    assert!(!text.contains("acme/data"), "{text}");
+    let lock = std::fs::read_to_string(above.join("ws/facehugger.lock")).unwrap();
+    assert!(
+        !lock.contains("acme/data") && lock.contains("acme/tiny"),
+        "{lock}"
+    );
+}
+
 #[test]
 fn a_yaml_manifest_and_cargo_metadata_together_need_a_choice() {
     let env = Env::new();

@@ -101,7 +101,10 @@ fn verify_finds_corrupt_and_missing_files_and_repair_fixes_them() {
     env.manifest(MANIFEST);
     env.run(&[]).success();
     let run = env.run(&["verify"]).success();
-    assert_eq!(run.stdout, "every file verified\n");
+    assert_eq!(
+        filtered(&env, &run.stdout),
+        "acme/tiny@main: 3 of 3 files hashed (84 B) at [MAIN]\nacme/tiny@v1.0: 1 of 1 file hashed (27 B) at [V1]\ndataset acme/data@main: 2 of 2 files hashed (50.0 KB) at [DATA]\nevery file verified\n"
+    );
 
     let main = env.commit("model", "acme/tiny", "main");
     let info = env
@@ -122,24 +125,35 @@ fn verify_finds_corrupt_and_missing_files_and_repair_fixes_them() {
     .unwrap();
     let run = env.run(&["verify"]).failure(1);
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", run.stdout);
+    assert_eq!(lines.len(), 6, "{}", run.stdout);
+    // The corrupt file was hashed (20 B), the missing one was not.
+    assert_eq!(
+        filtered(&env, lines[0]),
+        "acme/tiny@main: 2 of 3 files hashed (39 B) at [MAIN]"
+    );
     assert!(
-        lines[0].starts_with(&format!(
+        lines[3].starts_with(&format!(
             "acme/tiny@main: config.json: corrupt: expected {config}, got "
         )),
         "{}",
         run.stdout
     );
-    assert_eq!(lines[1], "acme/tiny@main: tokenizer.json: missing");
+    assert_eq!(lines[4], "acme/tiny@main: tokenizer.json: missing");
+    assert_eq!(lines[5], "2 problems");
     let run = env.run(&["verify", "--format", "json"]).failure(1);
     let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(json["ok"], false);
+    assert_eq!(json["models"][0]["files_hashed"], 2);
     assert_eq!(json["problems"][0]["problem"], "corrupt");
     assert_eq!(json["problems"][1]["problem"], "missing");
 
     env.hub.clear_requests();
     let run = env.run(&["verify", "--repair"]).success();
-    assert_eq!(run.stdout, "every file verified\n");
+    assert!(
+        run.stdout.ends_with("\nevery file verified\n"),
+        "{}",
+        run.stdout
+    );
     assert!(
         run.stderr
             .contains("Downloading acme/tiny@main (1 file, 20 B)"),
@@ -151,6 +165,170 @@ fn verify_finds_corrupt_and_missing_files_and_repair_fixes_them() {
         0,
         "the repair downloads the locked revision, nothing else"
     );
+}
+
+#[test]
+fn verify_json_lists_the_models_it_checked() {
+    let env = Env::new();
+    // Nothing declared: nothing checked, and the output says so.
+    env.manifest("models: []\n");
+    let run = env.run(&["verify", "--format", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"ok": true, "models": [], "problems": []})
+    );
+    assert_eq!(
+        env.run(&["verify"]).success().stdout,
+        "no model to verify\n"
+    );
+
+    // Declared but not synced: nothing checked, each model a problem.
+    env.manifest(MANIFEST);
+    let run = env.run(&["verify", "--format", "json"]).failure(1);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["models"], serde_json::json!([]));
+    assert_eq!(json["problems"].as_array().unwrap().len(), 3);
+    assert_eq!(json["problems"][0]["problem"], "unknown");
+
+    // Synced: every model checked, all good.
+    env.run(&[]).success();
+    let run = env.run(&["verify", "--format", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let status: serde_json::Value =
+        serde_json::from_str(&env.run(&["status", "--format", "json"]).success().stdout).unwrap();
+    let expected: Vec<serde_json::Value> = status
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|model| {
+            serde_json::json!({
+                "model": model["name"],
+                "repo_id": model["repo_id"],
+                "repo_type": model["repo_type"],
+                "ref": model["ref"],
+                "revision": model["revision"],
+                "files": model["files"],
+                "files_hashed": model["files"],
+                "bytes_hashed": model["size_on_disk"],
+            })
+        })
+        .collect();
+    assert_eq!(
+        json,
+        serde_json::json!({"ok": true, "models": expected, "problems": []})
+    );
+    assert_eq!(json["models"][2]["model"], "dataset acme/data@main");
+    assert_eq!(
+        json["models"][2]["revision"],
+        env.commit("dataset", "acme/data", "main")
+    );
+    assert_eq!(json["models"][0]["bytes_hashed"], 84);
+}
+
+#[test]
+fn verify_checks_where_each_snapshot_entry_leads() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: [\"*.json\", \"sub/*\"]\n");
+    env.run(&[]).success();
+    let main = env.commit("model", "acme/tiny", "main");
+    let repo = env.repo_dir("models--acme--tiny");
+    let snapshot = repo.join(format!("snapshots/{main}"));
+    let info = env.hub.repo("model", "acme/tiny").unwrap();
+    let etag = |path: &str| {
+        info.commit(&main)
+            .unwrap()
+            .file(path)
+            .unwrap()
+            .etag()
+            .to_owned()
+    };
+    let (config, tokenizer, top) = (
+        etag("config.json"),
+        etag("tokenizer.json"),
+        etag("sub/top.txt"),
+    );
+    let relink = |path: &str, target: &str| {
+        let at = snapshot.join(path);
+        std::fs::remove_file(&at).unwrap();
+        std::os::unix::fs::symlink(target, at).unwrap();
+    };
+    let target = |path: &str| {
+        std::fs::read_link(snapshot.join(path))
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+
+    // Another file's blob, and the right blob at the wrong depth.
+    relink("config.json", &format!("../../blobs/{tokenizer}"));
+    relink("sub/top.txt", &format!("../../blobs/{top}"));
+    let run = env.run(&["verify"]).failure(1);
+    assert!(
+        run.stdout.contains(&format!(
+            "\nacme/tiny@main: config.json: wrong link: points to ../../blobs/{tokenizer}, expected ../../blobs/{config}\nacme/tiny@main: sub/top.txt: wrong link: points to ../../blobs/{top}, expected ../../../blobs/{top}\n2 problems\n"
+        )),
+        "{}",
+        run.stdout
+    );
+    let run = env.run(&["verify", "--format", "json"]).failure(1);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        json["problems"][0],
+        serde_json::json!({
+            "model": "acme/tiny@main",
+            "path": "config.json",
+            "problem": "wrong-link",
+            "expected": format!("../../blobs/{config}"),
+            "actual": format!("../../blobs/{tokenizer}"),
+            "blob": repo.join(format!("blobs/{config}")).to_str().unwrap(),
+        })
+    );
+    // A sync relinks them (the blobs are there: nothing is downloaded).
+    env.hub.clear_requests();
+    env.run(&["--frozen"]).success();
+    assert_eq!(target("config.json"), format!("../../blobs/{config}"));
+    assert_eq!(target("sub/top.txt"), format!("../../../blobs/{top}"));
+    assert_eq!(env.count("/acme/tiny/resolve/"), 0);
+    env.run(&["verify"]).success();
+    // So does verify --repair.
+    relink("config.json", &format!("../../blobs/{tokenizer}"));
+    let run = env.run(&["verify", "--repair"]).success();
+    assert!(
+        run.stdout.ends_with("\nevery file verified\n"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(target("config.json"), format!("../../blobs/{config}"));
+
+    // The reference client's other layouts verify: the content itself in the snapshot (links
+    // off), and a blob that links into the shared Xet store.
+    std::fs::remove_file(snapshot.join("config.json")).unwrap();
+    std::fs::write(snapshot.join("config.json"), "{\"hidden_size\": 16}\n").unwrap();
+    let hash = format!("ab{}", "0".repeat(62));
+    let store = env.cache().join("blobs/ab");
+    std::fs::create_dir_all(&store).unwrap();
+    std::fs::rename(repo.join(format!("blobs/{tokenizer}")), store.join(&hash)).unwrap();
+    std::os::unix::fs::symlink(
+        format!("../../blobs/ab/{hash}"),
+        repo.join(format!("blobs/{tokenizer}")),
+    )
+    .unwrap();
+    let run = env.run(&["verify", "--format", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["models"][0]["files_hashed"], 5, "{json}");
+
+    // Corrupt content in the snapshot is reported there, and repaired into a link.
+    std::fs::write(snapshot.join("config.json"), "{\"hidden_size\": 99}\n").unwrap();
+    let run = env.run(&["verify", "--format", "json"]).failure(1);
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["problems"][0]["problem"], "corrupt");
+    assert_eq!(
+        json["problems"][0]["blob"],
+        snapshot.join("config.json").to_str().unwrap()
+    );
+    env.run(&["verify", "--repair"]).success();
+    assert_eq!(target("config.json"), format!("../../blobs/{config}"));
 }
 
 #[test]
@@ -286,6 +464,69 @@ fn output_is_plain_off_a_terminal_and_live_on_one() {
     assert!(tail.contains("Finished"), "{tail}");
 }
 
+/// What facehugger `args` prints on a pseudo-terminal (from `script`), syncing into a cache of
+/// its own; with `extra` set in its environment.
+fn on_a_terminal(env: &Env, cache: &str, args: &str, extra: &[(&str, &str)]) -> String {
+    let command = format!(
+        "{} --cache-dir {} {args}",
+        env!("CARGO_BIN_EXE_facehugger"),
+        env.dir.path().join(cache).display()
+    );
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(env.project())
+        .env("TERM", "xterm")
+        .env("HF_ENDPOINT", env.hub.endpoint())
+        .env("HF_HOME", env.home())
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR")
+        .env_remove("CLICOLOR_FORCE");
+    for (name, value) in extra {
+        script.env(name, value);
+    }
+    let output = script.output().unwrap();
+    let screen = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{screen}");
+    screen
+}
+
+/// Whether the text holds an escape that sets colours or weights (SGR: `ESC [ ... m`).
+fn has_style(text: &str) -> bool {
+    text.split('\x1b').skip(1).any(|escape| {
+        escape.strip_prefix('[').is_some_and(|rest| {
+            let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+            end.is_some_and(|end| rest[end..].starts_with('m'))
+        })
+    })
+}
+
+#[test]
+fn the_live_display_honours_color_never_and_no_color() {
+    let env = Env::with_options(Options {
+        bandwidth: Some(150_000),
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/tiny\n    include: model.safetensors\n");
+    // By default a terminal gets colour, in the status lines and the display's verb.
+    let screen = on_a_terminal(&env, "c1", "", &[]);
+    assert!(
+        screen.contains(" Downloading\x1b[0m ["),
+        "a coloured display: {screen:?}"
+    );
+    for (cache, args, extra) in [
+        ("c2", "--color never", &[][..]),
+        ("c3", "", &[("NO_COLOR", "1")][..]),
+    ] {
+        let screen = on_a_terminal(&env, cache, args, extra);
+        assert!(
+            screen.contains(" Downloading ["),
+            "the display was drawn: {screen:?}"
+        );
+        assert!(!has_style(&screen), "{args} {extra:?}: {screen:?}");
+    }
+}
+
 #[test]
 fn add_edits_the_manifest_keeping_its_comments_then_locks_and_syncs() {
     let env = Env::new();
@@ -401,6 +642,54 @@ fn remove_takes_a_repo_out_and_relocks() {
         run.stderr.contains("is not declared in facehugger.yaml"),
         "{}",
         run.stderr
+    );
+}
+
+#[test]
+fn remove_needs_no_repo_type_unless_the_id_has_two() {
+    let env = Env::new();
+    // Declared once, as a dataset: `remove acme/data` is enough.
+    env.manifest("models:\n  - repo: acme/tiny\n    include: README.md\n  - repo: acme/data\n    repo_type: dataset\n    include: README.md\n");
+    env.run(&["lock"]).success();
+    let run = env.run(&["remove", "acme/data"]).success();
+    assert!(
+        run.stderr
+            .contains("Removed dataset acme/data@main from facehugger.yaml"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        "models:\n  - repo: acme/tiny\n    include: README.md\n"
+    );
+    assert!(!env.lock_text().unwrap().contains("acme/data"));
+
+    // Declared with two types: the error lists them, and --repo-type picks one.
+    let both = "models:\n  - repo: acme/data\n    repo_type: dataset\n  - repo: acme/data\n    include: README.md\n";
+    env.manifest(both);
+    let run = env.run(&["remove", "acme/data"]).failure(2);
+    assert_eq!(
+        run.stderr,
+        "error: `acme/data` is declared with several repo types in facehugger.yaml (model, dataset): pass --repo-type to say which to remove\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        both
+    );
+    let run = env
+        .run(&["remove", "acme/data", "--repo-type", "space"])
+        .failure(2);
+    assert!(
+        run.stderr
+            .contains("space `acme/data` is not declared in facehugger.yaml (but "),
+        "{}",
+        run.stderr
+    );
+    env.run(&["remove", "acme/data", "--repo-type", "model"])
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        "models:\n  - repo: acme/data\n    repo_type: dataset\n"
     );
 }
 

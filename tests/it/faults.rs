@@ -1,6 +1,6 @@
 //! Transient faults are retried or resumed; corrupt data is never installed.
 
-use crate::support::{Env, Origin, tree};
+use crate::support::{Env, Options, Origin, tree};
 use test_hub::{Fault, FaultKind};
 
 const LFS: &str = "models:\n  - repo: acme/tiny\n    include: [\"*.safetensors\", config.json]\n";
@@ -170,19 +170,12 @@ fn a_dropped_connection_resumes_where_it_stopped() {
     env.hub
         .inject(Fault::new("/blobs/", FaultKind::DropAfter(70_000), 1));
     env.run(&[]).success();
-    let ranges: Vec<String> = env
-        .requests()
-        .into_iter()
-        .filter(|r| r.origin == Origin::Cdn)
-        .filter_map(|r| r.header("range").map(str::to_owned))
-        .collect();
-    assert_eq!(ranges.len(), 1, "{ranges:?}");
-    let start: u64 = ranges[0]
-        .trim_start_matches("bytes=")
-        .trim_end_matches('-')
-        .parse()
-        .unwrap();
-    assert!(start > 0 && start <= 70_000, "{ranges:?}");
+    // Every request is ranged; the second asks for the rest, from where the first stopped.
+    let ranges = cdn_ranges(&env);
+    assert_eq!(ranges.len(), 2, "{ranges:?}");
+    assert_eq!(ranges[0], "bytes=0-199999");
+    let (start, end) = range_bounds(&ranges[1]);
+    assert!(start > 0 && start <= 70_000 && end == 199_999, "{ranges:?}");
     no_temporary_files(&env);
 }
 
@@ -230,8 +223,8 @@ fn a_stalled_connection_times_out_and_is_retried() {
     );
 }
 
-/// Small chunks, so the fixtures' files (200 KB, 5 MB) are fetched in many ranged pieces.
-const CHUNKED: [&str; 4] = ["--chunk-size", "16", "--connections-per-file", "4"];
+/// Small pieces, so the fixtures' files (200 KB, 5 MB) are split across connections.
+const SEGMENTED: [&str; 4] = ["--chunk-size", "16", "--connections-per-file", "4"];
 
 fn cdn_ranges(env: &Env) -> Vec<String> {
     env.requests()
@@ -239,6 +232,22 @@ fn cdn_ranges(env: &Env) -> Vec<String> {
         .filter(|r| r.origin == Origin::Cdn)
         .map(|r| r.header("range").unwrap_or("-").to_owned())
         .collect()
+}
+
+/// `(first, last)` byte of a `bytes=a-b` Range header.
+fn range_bounds(range: &str) -> (u64, u64) {
+    let (first, last) = range
+        .strip_prefix("bytes=")
+        .and_then(|r| r.split_once('-'))
+        .unwrap_or_else(|| panic!("not a closed range: {range}"));
+    (first.parse().unwrap(), last.parse().unwrap())
+}
+
+fn tiny_model_size(env: &Env) -> u64 {
+    env.hub.repo("model", "acme/tiny").unwrap().commits[1]
+        .file("model.safetensors")
+        .unwrap()
+        .size
 }
 
 fn assert_content(env: &Env, repo: &str, path: &str) {
@@ -268,58 +277,73 @@ fn assert_content(env: &Env, repo: &str, path: &str) {
 }
 
 #[test]
-fn large_files_come_in_ranged_chunks_over_several_connections() {
-    let env = Env::new();
-    env.manifest(
-        "models:\n  - repo: acme/big\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n",
-    );
-    env.run(&CHUNKED).success();
-    assert_content(&env, "acme/big", "model.safetensors");
+fn a_large_file_comes_in_segments_one_resolve_each() {
+    // Slow connections, as a CDN caps them: the first bytes show it, and the file is split
+    // across every connection it may use.
+    let env = Env::with_options(Options {
+        bandwidth: Some(400_000),
+        sign_ranges: true,
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
+    env.run(&SEGMENTED).success();
     assert_content(&env, "acme/tiny", "model.safetensors");
     let ranges = cdn_ranges(&env);
-    let size = env.hub.repo("model", "acme/tiny").unwrap().commits[1]
-        .file("model.safetensors")
-        .unwrap()
-        .size;
-    // 200 000 bytes in 16 KiB chunks: 13 requests, the last one short (an odd size).
-    assert!(ranges.contains(&"bytes=0-16383".to_owned()), "{ranges:?}");
-    assert!(
-        ranges.contains(&format!("bytes={}-{}", 12 * 16384, size - 1)),
-        "{ranges:?}"
+    // The first connection asks for the whole file; the others each take over half of the
+    // largest part left: every request is ranged, and each was resolved with its own range.
+    assert_eq!(ranges[0], format!("bytes=0-{}", tiny_model_size(&env) - 1));
+    let counts = env.hub.counts();
+    assert_eq!(counts.resolves, ranges.len(), "{ranges:?}");
+    assert_eq!(counts.refused, 0, "{ranges:?}");
+    assert!(ranges.len() >= 4, "several connections: {ranges:?}");
+    // A piece is never smaller than --chunk-size (16 KiB): at most 200 000 / 16 384 of them.
+    assert!(ranges.len() <= 12, "{ranges:?}");
+    let mut starts: Vec<u64> = ranges.iter().map(|r| range_bounds(r).0).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    assert_eq!(
+        starts.len(),
+        ranges.len(),
+        "no byte asked for twice: {ranges:?}"
     );
-    // The first chunk follows the Hub's redirect; the others go straight to the CDN.
-    assert_eq!(env.count("/acme/tiny/resolve/"), 1);
+    // Not a byte more than the file came from the CDN (a taken-over part is not fetched twice,
+    // beyond what was in flight).
+    assert!(
+        counts.cdn_body_bytes < tiny_model_size(&env) + 4 * 256 * 1024,
+        "{counts:?}"
+    );
     no_temporary_files(&env);
 }
 
 #[test]
-fn a_failed_chunk_is_fetched_again_from_where_it_stopped() {
+fn a_dropped_connection_is_resolved_again_from_the_byte_reached() {
     let env = Env::new();
     env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
     env.hub
-        .inject(Fault::new("/blobs/", FaultKind::DropAfter(5000), 1).after(3));
-    env.hub.inject(
-        Fault::new(
-            "/blobs/",
-            FaultKind::Status {
-                status: 503,
-                retry_after: None,
-            },
-            1,
-        )
-        .after(6),
-    );
-    env.run(&CHUNKED).success();
+        .inject(Fault::new("/blobs/", FaultKind::DropAfter(5000), 1));
+    // Then a 503 (the first fault takes the first request, this one the next).
+    env.hub.inject(Fault::new(
+        "/blobs/",
+        FaultKind::Status {
+            status: 503,
+            retry_after: None,
+        },
+        1,
+    ));
+    env.run(&SEGMENTED).success();
     assert_content(&env, "acme/tiny", "model.safetensors");
-    let resumed = cdn_ranges(&env)
-        .iter()
-        .filter(|r| !r.ends_with("383") && !r.ends_with("199999"))
-        .count();
-    assert!(
-        resumed >= 1,
-        "a chunk resumed mid-way: {:?}",
-        cdn_ranges(&env)
+    let last = tiny_model_size(&env) - 1;
+    let ranges = cdn_ranges(&env);
+    assert_eq!(
+        ranges,
+        [
+            format!("bytes=0-{last}"),
+            format!("bytes=5000-{last}"),
+            format!("bytes=5000-{last}"),
+        ]
     );
+    // Each request went through the Hub: a bridge URL is good for the range it was made for.
+    assert_eq!(env.hub.counts().resolves, 3);
 }
 
 #[test]
@@ -328,63 +352,39 @@ fn a_server_that_ignores_range_gets_one_stream_instead() {
     env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
     env.hub
         .inject(Fault::new("/blobs/", FaultKind::IgnoreRange, 100));
-    env.run(&CHUNKED).success();
+    env.run(&SEGMENTED).success();
     assert_content(&env, "acme/tiny", "model.safetensors");
     no_temporary_files(&env);
 }
 
 #[test]
 fn an_expired_cdn_link_is_resolved_again() {
-    let env = Env::new();
-    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
-    // Later chunks, sent straight to the remembered CDN link, find it expired.
-    env.hub.inject(
-        Fault::new(
+    for args in [&SEGMENTED[..], &[]] {
+        let env = Env::new();
+        env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
+        env.hub.inject(Fault::new(
             "/blobs/",
             FaultKind::Status {
                 status: 403,
                 retry_after: None,
             },
-            2,
-        )
-        .after(4),
-    );
-    env.run(&CHUNKED).success();
-    assert_content(&env, "acme/tiny", "model.safetensors");
-    assert!(
-        env.count("/acme/tiny/resolve/") >= 2,
-        "the Hub was asked for a fresh link"
-    );
-
-    // Single stream too: the first link is refused, the Hub gives another.
-    let env = Env::new();
-    env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
-    env.hub.inject(Fault::new(
-        "/blobs/",
-        FaultKind::Status {
-            status: 403,
-            retry_after: None,
-        },
-        1,
-    ));
-    env.run(&[]).success();
-    assert_eq!(env.count("/acme/tiny/resolve/"), 2);
+            1,
+        ));
+        env.run(args).success();
+        assert_content(&env, "acme/tiny", "model.safetensors");
+        assert_eq!(env.count("/acme/tiny/resolve/"), 2, "{args:?}");
+    }
 }
 
 #[test]
-fn a_corrupt_chunk_fails_the_hash_and_the_file_is_fetched_again() {
+fn a_corrupt_segment_fails_the_hash_and_the_file_is_fetched_again() {
     let env = Env::new();
     env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
-    env.hub
-        .inject(Fault::new("/blobs/", FaultKind::Corrupt, 1).after(5));
-    env.run(&CHUNKED).success();
+    env.hub.inject(Fault::new("/blobs/", FaultKind::Corrupt, 1));
+    env.run(&SEGMENTED).success();
     assert_content(&env, "acme/tiny", "model.safetensors");
-    assert_eq!(
-        cdn_ranges(&env).len(),
-        26,
-        "two full passes of 13 chunks: {:?}",
-        cdn_ranges(&env)
-    );
+    let whole = format!("bytes=0-{}", tiny_model_size(&env) - 1);
+    assert_eq!(cdn_ranges(&env), [whole.clone(), whole]);
 }
 
 #[test]
@@ -403,16 +403,18 @@ fn connections_that_fail_before_any_answer_are_retried() {
 }
 
 #[test]
-fn a_chunk_that_keeps_failing_fails_the_file_and_keeps_the_rest_for_next_time() {
+fn a_segment_that_keeps_failing_fails_the_file_and_keeps_the_rest_for_next_time() {
     let env = Env::new();
     env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
-    // The first 4 chunks arrive; every request after them fails, retries included.
+    // 120 000 bytes arrive, then the connection drops; every request after it fails.
+    env.hub
+        .inject(Fault::new("/blobs/", FaultKind::DropAfter(120_000), 1));
     let status = FaultKind::Status {
         status: 500,
         retry_after: None,
     };
-    env.hub.inject(Fault::new("/blobs/", status, 1000).after(4));
-    let run = env.run(&CHUNKED).failure(1);
+    env.hub.inject(Fault::new("/blobs/", status, 1000));
+    let run = env.run(&SEGMENTED).failure(1);
     assert!(run.stderr.contains("model.safetensors"), "{}", run.stderr);
     assert!(run.stderr.contains("500"), "{}", run.stderr);
     let files = tree(&env.cache());
@@ -422,14 +424,15 @@ fn a_chunk_that_keeps_failing_fails_the_file_and_keeps_the_rest_for_next_time() 
     );
     assert!(
         files.iter().any(|f| f.ends_with(".chunks.incomplete")),
-        "the finished chunks are on record for the next run: {files:#?}"
+        "what arrived is on record for the next run: {files:#?}"
     );
     // Once the hub is well again, only what is missing is fetched.
     env.hub.clear_faults();
     env.hub.clear_requests();
-    env.run(&CHUNKED).success();
+    env.run(&SEGMENTED).success();
     assert_content(&env, "acme/tiny", "model.safetensors");
-    assert!(cdn_ranges(&env).len() < 13, "{:?}", cdn_ranges(&env));
+    let last = tiny_model_size(&env) - 1;
+    assert_eq!(cdn_ranges(&env), [format!("bytes=120000-{last}")]);
     no_temporary_files(&env);
 }
 

@@ -1053,3 +1053,104 @@ fn files_that_link_outside_are_replaced_not_written_through() {
         format!("../../blobs/{}", etag_of(&env, "config.json"))
     );
 }
+
+#[test]
+fn cache_files_that_link_elsewhere_are_read_without_following_them() {
+    // Planted after a sync: refs/main and trees/<commit>.json linking to /dev/zero (reading it
+    // would never end), a blob linking outside the cache, a snapshot entry linking outside.
+    let env = planted(CONFIG_ONLY, |_, _, _| {});
+    succeeds(&env, &[], &[]);
+    let commit = main_commit(&env);
+    let replant = |at: &Path, target: &Path| {
+        let _ = std::fs::remove_file(at);
+        link(target, at);
+    };
+    let (refs_main, tree) = (
+        repo(&env).join("refs/main"),
+        repo(&env).join(format!("trees/{commit}.json")),
+    );
+    let guarded = |args: &[&str]| {
+        // A guard against a hang, not a measure of speed.
+        Run::from(
+            env.cmd(args)
+                .timeout(Duration::from_secs(120))
+                .output()
+                .unwrap(),
+        )
+    };
+
+    // Without a lock, status, path and verify take the commit from refs/main.
+    std::fs::remove_file(env.project().join("facehugger.lock")).unwrap();
+    replant(&refs_main, Path::new("/dev/zero"));
+    let expected = format!(
+        "error: acme/tiny@main: failed to read the ref `{}`: it is a symbolic link, and facehugger never follows one where the cache keeps a file; remove it\n",
+        refs_main.display()
+    );
+    for args in [&["status"][..], &["path", "acme/tiny"], &["verify"]] {
+        let run = guarded(args).failure(1);
+        assert_eq!(run.stderr, expected, "{args:?}");
+    }
+    let run = guarded(&["--offline"]).failure(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "  acme/tiny@main: failed to read the ref `{}`: it is a symbolic link",
+            refs_main.display()
+        )),
+        "{}",
+        run.stderr
+    );
+    // A sync replaces the link (and leaves /dev/zero alone).
+    succeeds(&env, &[], &[]);
+    assert!(std::fs::symlink_metadata(&refs_main).unwrap().is_file());
+
+    replant(&tree, Path::new("/dev/zero"));
+    let run = guarded(&["status"]).failure(1);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: acme/tiny@main: failed to read the file listing `{}`: it is a symbolic link, and facehugger never follows one where the cache keeps a file; remove it\n",
+            tree.display()
+        )
+    );
+    let run = guarded(&["--offline"]).failure(1);
+    assert!(
+        run.stderr.contains("failed to read the file listing"),
+        "{}",
+        run.stderr
+    );
+    succeeds(&env, &[], &[]);
+    assert!(std::fs::symlink_metadata(&tree).unwrap().is_file());
+
+    // A snapshot entry linking outside is a wrong link; a blob linking outside is no blob.
+    let outside = env.dir.path().join("outside/keep.txt");
+    let pointer = repo(&env).join(format!("snapshots/{commit}/config.json"));
+    replant(&pointer, &outside);
+    let run = guarded(&["verify"]).failure(1);
+    assert!(
+        run.stdout.contains(&format!(
+            "acme/tiny@main: config.json: wrong link: points to {}, expected ../../blobs/",
+            outside.display()
+        )),
+        "{}",
+        run.stdout
+    );
+    succeeds(&env, &[], &[]);
+    let blob = repo(&env).join(format!("blobs/{}", etag_of(&env, "config.json")));
+    replant(&blob, &outside);
+    let run = guarded(&["verify"]).failure(1);
+    assert!(
+        run.stdout.contains(&format!(
+            "acme/tiny@main: config.json: failed to read the blob `{}`: it is a symbolic link, and not into the cache's shared blob store",
+            blob.display()
+        )),
+        "{}",
+        run.stdout
+    );
+    let run = guarded(&["status"]).success();
+    assert!(run.stdout.contains("1 of 1 file missing"), "{}", run.stdout);
+    // A sync downloads the blob again in place of the link.
+    succeeds(&env, &[], &[]);
+    assert!(std::fs::symlink_metadata(&blob).unwrap().is_file());
+    guarded(&["verify"]).success();
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "untouched\n");
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Env, Origin, python, tree};
+use crate::support::{Env, Options, Origin, python, tree};
 
 /// Runs the reference client (`python -c` or the `hf` CLI beside it) against the env's hub/cache;
 /// returns its stdout once it succeeded.
@@ -206,39 +206,107 @@ fn facehugger_reuses_what_hf_download_put_in_the_cache() {
 #[test]
 fn both_clients_write_the_same_bytes() {
     let Some(python) = python() else { return };
-    let theirs = Env::new();
-    reference(
-        &theirs,
+    // On a hub like the Hub before Xet, and on today's (tree listings with `xetHash`).
+    for xet in [false, true] {
+        let options = Options {
+            xet,
+            ..Options::default()
+        };
+        let theirs = Env::with_options(options.clone());
+        reference(
+            &theirs,
+            &python,
+            "hf",
+            &["download", "acme/tiny", "--revision", "refs/pr/1"],
+            false,
+        );
+        let ours = Env::with_options(options);
+        ours.manifest("models:\n  - repo: acme/tiny\n    ref: refs/pr/1\n");
+        ours.run(&[]).success();
+        // Same files, same links, same refs, same tree cache, byte for byte.
+        let skip_locks = |files: Vec<String>| -> Vec<String> {
+            files
+                .into_iter()
+                .filter(|f| !f.starts_with(".locks"))
+                .collect()
+        };
+        assert_eq!(
+            skip_locks(tree(&ours.cache())),
+            skip_locks(tree(&theirs.cache()))
+        );
+        let mut compared_a_xet_hash = false;
+        for file in tree(&theirs.cache()) {
+            if file.contains(" -> ") || file.starts_with(".locks") {
+                continue;
+            }
+            let a = std::fs::read(theirs.cache().join(&file)).unwrap();
+            let b = std::fs::read(ours.cache().join(&file)).unwrap();
+            assert!(
+                a == b,
+                "{file} differs:\n{}\n---\n{}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            );
+            compared_a_xet_hash |= String::from_utf8_lossy(&a).contains("\"xet_hash\"");
+        }
+        assert_eq!(compared_a_xet_hash, xet);
+    }
+}
+
+#[test]
+fn verify_accepts_what_the_reference_client_writes_without_links() {
+    let Some(python) = python() else { return };
+    let env = Env::new();
+    // As on Windows without developer mode: the files themselves in the snapshot, no blobs.
+    let output = reference_cmd(
+        &env,
         &python,
         "hf",
-        &["download", "acme/tiny", "--revision", "refs/pr/1"],
-        false,
+        &[
+            "download",
+            "acme/tiny",
+            "--include",
+            "*.json",
+            "--include",
+            "sub/*",
+        ],
+    )
+    .env("HF_HUB_DISABLE_SYMLINKS", "1")
+    .env("HF_HUB_DISABLE_SYMLINKS_WARNING", "1")
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
     );
-    let ours = Env::new();
-    ours.manifest("models:\n  - repo: acme/tiny\n    ref: refs/pr/1\n");
-    ours.run(&[]).success();
-    // Same files, same links, same refs, same tree cache, byte for byte.
-    let skip_locks = |files: Vec<String>| -> Vec<String> {
-        files
-            .into_iter()
-            .filter(|f| !f.starts_with(".locks"))
-            .collect()
-    };
-    assert_eq!(
-        skip_locks(tree(&ours.cache())),
-        skip_locks(tree(&theirs.cache()))
+    let main = env.commit("model", "acme/tiny", "main");
+    let snapshot = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("snapshots/{main}"));
+    let config = snapshot.join("config.json");
+    assert!(std::fs::symlink_metadata(&config).unwrap().is_file());
+
+    env.manifest("models:\n  - repo: acme/tiny\n    include: [\"*.json\", \"sub/*\"]\n");
+    let run = env.run(&["verify", "--format", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(json["models"][0]["files_hashed"], 5, "{json}");
+    // A sync finds nothing to do in that layout.
+    let run = env.run(&[]).success();
+    assert!(
+        run.stderr.contains("Fresh acme/tiny@main (5 files)"),
+        "{}",
+        run.stderr
     );
-    for file in tree(&theirs.cache()) {
-        if file.contains(" -> ") || file.starts_with(".locks") {
-            continue;
-        }
-        let a = std::fs::read(theirs.cache().join(&file)).unwrap();
-        let b = std::fs::read(ours.cache().join(&file)).unwrap();
-        assert!(
-            a == b,
-            "{file} differs:\n{}\n---\n{}",
-            String::from_utf8_lossy(&a),
-            String::from_utf8_lossy(&b)
-        );
-    }
+
+    // Damaged content is found where it is, and repaired.
+    std::fs::write(&config, "{}\n").unwrap();
+    let run = env.run(&["verify"]).failure(1);
+    assert!(
+        run.stdout
+            .contains("acme/tiny@main: config.json: corrupt: expected "),
+        "{}",
+        run.stdout
+    );
+    env.run(&["verify", "--repair"]).success();
 }

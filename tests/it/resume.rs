@@ -127,7 +127,7 @@ fn a_killed_sync_resumes_where_it_stopped() {
     let ranges = cdn_ranges(&env);
     assert_eq!(
         ranges,
-        [format!("bytes={kept}-")],
+        [format!("bytes={kept}-199999")],
         "only the rest was fetched"
     );
     assert_installed(&env);
@@ -166,23 +166,66 @@ fn ctrl_c_stops_promptly_and_keeps_the_partial_download() {
 }
 
 #[test]
-fn a_chunked_download_resumes_chunk_by_chunk() {
-    let env = slow_env();
-    env.manifest(MODEL);
-    let args = ["--chunk-size", "16", "--connections-per-file", "2"];
-    let mut child = start_and_wait(&env, &args, 0);
-    std::thread::sleep(Duration::from_millis(300));
-    signal(&child, "-KILL");
-    child.wait().unwrap();
-    let first_pass = cdn_ranges(&env).len();
-    env.hub.clear_requests();
+fn a_segmented_download_killed_again_and_again_fetches_little_twice() {
+    // 5 MB over two connections capped at 1 MB/s (about 2.5 s), killed three times on the way.
+    let env = Env::with_options(Options {
+        bandwidth: Some(1_000_000),
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/big\n    include: \"*.safetensors\"\n");
+    let args = ["--connections-per-file", "2"];
+    let blobs = env.repo_dir("models--acme--big").join("blobs");
+    let kills = 3;
+    for _ in 0..kills {
+        #[allow(clippy::zombie_processes)] // waited for below
+        let mut child = env
+            .std_cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed once its resume record says it has made progress, and a moment later.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !recorded(&blobs) {
+            assert!(Instant::now() < deadline, "the download never started");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&child, "-KILL");
+        child.wait().unwrap();
+    }
     env.run(&args).success();
-    let second_pass = cdn_ranges(&env).len();
+    let main = env.commit("model", "acme/big", "main");
+    let size = std::fs::metadata(
+        env.repo_dir("models--acme--big")
+            .join(format!("snapshots/{main}/model.safetensors")),
+    )
+    .unwrap()
+    .len();
+    assert_eq!(size, 5_000_000);
+    // Each kill loses at most what a connection had not written or recorded yet (about a
+    // tenth of a second of it, 100-150 KB here; a few MiB on a fast link).
+    let sent = env.hub.counts().cdn_body_bytes;
+    let lost_per_kill = 2 * 250_000;
     assert!(
-        second_pass < 13,
-        "finished chunks are not fetched again: {first_pass} then {second_pass} of 13"
+        sent <= size + kills * lost_per_kill,
+        "{sent} bytes sent for a file of {size}, killed {kills} times"
     );
-    assert_installed(&env);
+}
+
+/// Whether a resume record (with some progress) is in `blobs`.
+fn recorded(blobs: &std::path::Path) -> bool {
+    std::fs::read_dir(blobs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".chunks.incomplete")
+                && std::fs::read_to_string(entry.path()).is_ok_and(|text| text.lines().count() > 1)
+        })
 }
 
 #[test]
@@ -209,6 +252,6 @@ fn a_corrupt_partial_left_by_another_writer_is_never_installed() {
     .unwrap();
     env.run(&[]).success();
     // The garbage prefix failed verification; the blob was fetched whole and is right.
-    assert_eq!(cdn_ranges(&env), ["bytes=50000-", "-"]);
+    assert_eq!(cdn_ranges(&env), ["bytes=50000-199999", "bytes=0-199999"]);
     assert_installed(&env);
 }

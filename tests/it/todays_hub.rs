@@ -145,3 +145,72 @@ fn the_reference_client_waits_out_the_resolve_rate_limit() {
     // without it the message would be "Retrying in 1s").
     assert!(stderr.contains("Rate limited. Waiting"), "{stderr}");
 }
+
+#[test]
+fn a_rate_limit_pauses_every_worker_until_its_window_resets() {
+    // 30 files, 10 resolves per 2 s window: three windows at least.
+    let env = Env::with_options(Options {
+        resolve_rate_limit: Some((10, Duration::from_secs(2))),
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/many\n");
+    let run = env.run(&[]).success();
+    assert!(
+        run.stderr
+            .contains("warning: rate limited by the Hub: waiting 3 s; 10 resolves per 2 s"),
+        "{}",
+        run.stderr
+    );
+    // Every worker waited for the window to reset (an answer that says none is left pauses
+    // them before a 429 does): each file's resolve was refused at most once, in the first
+    // window, when they were all sent at once. (`hf download` gets 55 429s here.)
+    let counts = env.hub.counts();
+    assert_eq!(counts.resolves, 30 + counts.rate_limited, "{counts:?}");
+    assert!(counts.rate_limited <= 20, "{counts:?}");
+}
+
+#[test]
+fn facehugger_syncs_from_a_hub_with_every_switch_on() {
+    // Xet listings, range-signed bridge URLs, no unranged GET of any LFS file, a rate limit.
+    let env = Env::with_options(Options {
+        xet: true,
+        sign_ranges: true,
+        max_unranged_bytes: Some(1),
+        resolve_rate_limit: Some((5, Duration::from_secs(1))),
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/tiny\n  - repo: acme/big\n");
+    // Small pieces: the 200 KB and 5 MB files are split across connections.
+    env.run(&["--chunk-size", "64"]).success();
+    assert_tiny_downloaded(&env);
+    let counts = env.hub.counts();
+    assert_eq!(counts.refused, 0, "{counts:?}");
+    let cdn: Vec<_> = env
+        .requests()
+        .into_iter()
+        .filter(|r| r.origin == Origin::Cdn)
+        .collect();
+    assert!(
+        cdn.iter()
+            .all(|r| r.header("range").is_some() && r.status == Some(206)),
+        "{:?}",
+        cdn.iter()
+            .map(|r| (r.header("range"), r.status))
+            .collect::<Vec<_>>()
+    );
+    // The tree cache keeps the Xet hashes, as the reference client writes them.
+    let main = env.commit("model", "acme/tiny", "main");
+    let trees = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("trees/{main}.json"));
+    let text = std::fs::read_to_string(trees).unwrap();
+    let commit = env.hub.repo("model", "acme/tiny").unwrap().commit(&main);
+    for file in &commit.unwrap().files {
+        if let Some(hash) = file.xet_hash() {
+            assert!(
+                text.contains(&format!("\"xet_hash\": \"{hash}\"")),
+                "{text}"
+            );
+        }
+    }
+}
