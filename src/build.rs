@@ -193,6 +193,12 @@ fn sync_with(env: &Env) -> Result<Vec<BuiltModel>, Error> {
             selection: None,
         };
         let report = sync::sync(&settings, &Quiet).map_err(|error| offline_hint(error, offline))?;
+        if settings.lock.is_some() {
+            // So that `facehugger gc` keeps what this crate's lock pins. A registry that cannot
+            // be written (a read-only home in a sandboxed build) is no reason to fail the build.
+            let registry = crate::registry::Registry::new(env, cache.root());
+            let _ = registry.record(&settings.lock_path, &manifest.path);
+        }
         report
             .resolved
             .into_iter()

@@ -9,6 +9,7 @@
 //! | `HF_HUB_OFFLINE` | [`Env::offline`] | no network |
 //! | `HF_HUB_DOWNLOAD_TIMEOUT` | [`Env::download_timeout`] | longest silence on a connection |
 //! | `FACEHUGGER_BACKOFF_MS` | [`Env::backoff`] | first retry delay (for tests) |
+//! | `FACEHUGGER_GC_HOLD` | [`Env::gc_hold`] | a file `gc` makes once it has planned, and waits for it to go (for tests) |
 //! | `CARGO_NET_OFFLINE`, `DOCS_RS` | [`Env::cargo_offline`], [`Env::docs_rs`] | build scripts |
 //!
 //! Values are looked up through a function, so a build script can record which it read (for
@@ -144,6 +145,12 @@ impl Env {
         self.raw("FACEHUGGER_BACKOFF_MS")
             .and_then(|value| value.parse::<u64>().ok())
             .map_or(Duration::from_secs(1), Duration::from_millis)
+    }
+
+    /// `FACEHUGGER_GC_HOLD`: a file that `gc` creates once it has planned, then waits for it
+    /// to be removed before it removes anything, so that tests can act in between.
+    pub fn gc_hold(&self) -> Option<Utf8PathBuf> {
+        self.set("FACEHUGGER_GC_HOLD").map(Utf8PathBuf::from)
     }
 
     /// `CARGO_NET_OFFLINE` or `HF_HUB_OFFLINE`: a build script must not use the network.

@@ -49,6 +49,7 @@ pub mod ops;
 mod patterns;
 mod pool;
 mod project;
+mod registry;
 mod repo;
 mod report;
 mod sync;

@@ -50,6 +50,11 @@ pub enum Event<'a> {
         /// The new manifest.
         path: &'a Utf8Path,
     },
+    /// Something the user should know, that does not fail the command.
+    Warning {
+        /// What, in words.
+        message: &'a str,
+    },
     /// The Hub said a rate limit was reached: every request waits this long (until its window
     /// resets), then the run goes on.
     RateLimited {

@@ -16,6 +16,9 @@
 //! place, so a crash never leaves a half-written ref, tree or blob where a reader would take it
 //! for complete; [`tree`] is the format of `trees/<commit>.json`.
 
+mod remove;
+mod scan;
+mod shared;
 mod tree;
 mod write;
 
@@ -28,6 +31,9 @@ use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 
 use crate::files::{IoError, open_regular, parent_of, read_capped};
 use crate::repo::{CommitId, Repo, RepoFile, is_lower_hex};
+pub(crate) use remove::{Footprint, Removal};
+pub(crate) use scan::{Pointee, RepoScan, RevisionScan, Usage};
+pub(crate) use shared::SharedStore;
 use tree::parse_tree;
 pub(crate) use write::{BlobLock, remove_partial};
 

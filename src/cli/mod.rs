@@ -82,6 +82,10 @@ enum Command {
     Add(AddArgs),
     /// Remove a repo from the manifest in use, then relock (cached files stay for other users).
     Remove(RemoveArgs),
+    /// Remove cached revisions that no lock of a synced project pins and nobody used lately.
+    Gc(GcArgs),
+    /// Write each model's locked files as plain files in DIR/<name> (reflink, hard link or copy).
+    Export(ExportArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
 }
@@ -204,6 +208,73 @@ struct RemoveArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Keeps every revision that the lock file of a project facehugger synced (or locked) into this cache
+pins; removes the others not used within --older-than. Last use is the latest access time of a
+revision's files, as `hf cache ls` reports `last_accessed`.")]
+struct GcArgs {
+    /// Keep revisions used within this long: a number and a unit, s, m, h, d or w (`30d`, `12h`);
+    /// 0 removes every revision no lock pins
+    #[arg(long, value_name = "DURATION", default_value = "30d", value_parser = ops::parse_duration)]
+    older_than: std::time::Duration,
+    /// Print what would be removed; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "\
+Each model goes to DIR/<name> (its `name` in the manifest, else the repo id with `/` turned into
+`--`) with the reference client's --local-dir metadata, so that
+`hf download REPO --revision <commit> --local-dir DIR/<name>` finds it up to date. Running export
+again updates only what changed and removes only files it wrote.
+
+--link hard shares the cache's blob and makes the file read-only: editing it (after a chmod)
+would corrupt the cache for every program that uses it.",
+    override_usage = "facehugger export [OPTIONS] [MANIFEST] <DIR>"
+)]
+struct ExportArgs {
+    /// [MANIFEST] DIR: the manifest [default: facehugger.yaml here, else the Cargo project], and
+    /// the folder to export into
+    #[arg(value_name = "PATH", num_args = 1..=2, required = true)]
+    paths: Vec<Utf8PathBuf>,
+    /// How files are made: a reflink where the file system can (else a copy), a reflink or
+    /// fail, a read-only hard link to the cache's blob, or a copy
+    #[arg(long, value_enum, default_value_t = Link::Auto, value_name = "HOW")]
+    link: Link,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    format: Format,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Link {
+    Auto,
+    Reflink,
+    Hard,
+    Copy,
+}
+
+impl Link {
+    fn mode(self) -> ops::LinkMode {
+        match self {
+            Link::Auto => ops::LinkMode::Auto,
+            Link::Reflink => ops::LinkMode::Reflink,
+            Link::Hard => ops::LinkMode::Hard,
+            Link::Copy => ops::LinkMode::Copy,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
 struct CompletionsArgs {
     /// The shell
     #[arg(value_enum)]
@@ -297,6 +368,8 @@ fn execute(cli: Cli, bin_name: &str) -> i32 {
         Command::Verify(args) => &args.common,
         Command::Add(args) => &args.common,
         Command::Remove(args) => &args.common,
+        Command::Gc(args) => &args.common,
+        Command::Export(args) => &args.common,
         Command::Completions(args) => {
             let mut cli = Cli::command();
             clap_complete::generate(args.shell, &mut cli, bin_name, &mut std::io::stdout());
@@ -425,6 +498,28 @@ fn run(command: &Command, reporter: &Terminal) -> Result<i32, Error> {
                 reference: args.reference.clone(),
             };
             ops::remove(&args.common.options(None), &remove, reporter)?;
+        }
+        Command::Gc(args) => {
+            let gc = ops::GcOptions {
+                older_than: args.older_than,
+                dry_run: args.dry_run,
+            };
+            let report = ops::gc(&args.common.options(None), &gc)?;
+            output::gc(reporter, &report, args.older_than, args.format);
+            return Ok(if report.failures.is_empty() { 0 } else { 1 });
+        }
+        Command::Export(args) => {
+            let (manifest, dir) = match args.paths.as_slice() {
+                [manifest, dir] => (Some(manifest), dir),
+                [.., dir] => (None, dir),
+                [] => return Err(Error::Usage("export needs a folder to write to".into())),
+            };
+            let export = ops::ExportOptions {
+                dir: dir.clone(),
+                link: args.link.mode(),
+            };
+            let report = ops::export(&args.common.options(manifest), &export)?;
+            output::export(reporter, &report, export.link, args.format);
         }
         Command::Completions(_) => {}
     }

@@ -2,7 +2,7 @@
 //! the closing status line of a sync: the rendering of the operations' reports.
 
 use std::io::Write;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::ValueEnum;
 use serde_json::{Value, json};
@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use super::terminal::Terminal;
 use crate::lock::Lock;
 use crate::manifest::DEFAULT_REF;
-use crate::ops::{LockReport, ModelStatus, Problem, ProblemKind, VerifiedModel, VerifyReport};
+use crate::ops::{
+    ExportReport, ExportedModel, GcReport, LinkMode, LockReport, ModelStatus, Problem, ProblemKind,
+    VerifiedModel, VerifyReport,
+};
 use crate::repo::RepoType;
 use crate::sync::SyncReport;
 use crate::sync::plan::{Action, ModelPlan};
@@ -331,6 +334,208 @@ pub(super) fn human_bytes(bytes: u64) -> String {
         unit += 1;
     }
     format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `gc`: each revision removed, the total freed; or JSON.
+pub(super) fn gc(reporter: &Terminal, report: &GcReport, older_than: Duration, format: Format) {
+    if format == Format::Json {
+        print_json(&json!({
+            "dry_run": report.dry_run,
+            "cache": report.cache,
+            "older_than_seconds": older_than.as_secs(),
+            "projects": report.projects,
+            "forgotten": report.forgotten,
+            "removed": report.removed.iter().map(|revision| json!({
+                "repo_id": revision.repo.id,
+                "repo_type": revision.repo.repo_type.as_str(),
+                "revision": revision.commit,
+                "refs": revision.refs,
+                "last_used": unix_seconds(revision.last_used),
+                "size": revision.size,
+                "snapshot_path": revision.snapshot_path,
+            })).collect::<Vec<_>>(),
+            "kept_pinned": report.kept_pinned,
+            "kept_recent": report.kept_recent,
+            "freed_bytes": report.freed,
+            "partial_downloads_removed": report.partials,
+            "blobs_put_back": report.restored,
+            "errors": report.failures.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }));
+    } else {
+        let mut out = anstream::stdout().lock();
+        let verb = if report.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for revision in &report.removed {
+            let refs = if revision.refs.is_empty() {
+                "(detached)".to_owned()
+            } else {
+                revision.refs.join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "{verb} {} {} {refs}, last used {}, {}",
+                revision.repo,
+                revision.commit,
+                ago(revision.last_used),
+                human_bytes(revision.size)
+            );
+        }
+        let partials = match report.partials {
+            0 => String::new(),
+            n => format!(" and {}", plural(n, "partial download")),
+        };
+        let removed = if report.dry_run {
+            "would be removed"
+        } else {
+            "removed"
+        };
+        let _ = writeln!(
+            out,
+            "Total: {} {removed}{partials}, {} {}; kept {} pinned by {} and {} used within {}",
+            plural(report.removed.len(), "revision"),
+            human_bytes(report.freed),
+            if report.dry_run {
+                "would be freed"
+            } else {
+                "freed"
+            },
+            plural(report.kept_pinned, "revision"),
+            plural(report.projects.len(), "project"),
+            report.kept_recent,
+            short_duration(older_than),
+        );
+        let forgot = if report.dry_run {
+            "Would forget"
+        } else {
+            "Forgot"
+        };
+        for lock in &report.forgotten {
+            reporter.status(forgot, &format!("{lock} (the lock file is gone)"));
+        }
+        if report.restored > 0 {
+            reporter.status(
+                "Kept",
+                &format!(
+                    "{} that a client linked while gc removed them",
+                    plural(report.restored, "blob")
+                ),
+            );
+        }
+    }
+    for failure in &report.failures {
+        reporter.error(&crate::error::Error::Other(failure.to_string()));
+    }
+}
+
+/// `export`: a status line per model and the bytes written; or JSON.
+pub(super) fn export(reporter: &Terminal, report: &ExportReport, link: LinkMode, format: Format) {
+    let model_json = |model: &ExportedModel| {
+        json!({
+            "model": model.model,
+            "revision": model.revision,
+            "folder": model.folder,
+            "reflinked": model.reflinked,
+            "hard_linked": model.hard_linked,
+            "copied": model.copied,
+            "unchanged": model.unchanged,
+            "removed": model.removed,
+            "bytes_written": model.bytes_written,
+            "bytes_shared": model.bytes_shared,
+        })
+    };
+    if format == Format::Json {
+        print_json(&json!({
+            "dir": report.dir,
+            "link": link.as_str(),
+            "bytes_written": report.bytes_written(),
+            "models": report.models.iter().map(model_json).collect::<Vec<_>>(),
+            "retired": report.retired.iter().map(model_json).collect::<Vec<_>>(),
+        }));
+        return;
+    }
+    for model in &report.models {
+        let mut made = Vec::new();
+        for (count, how) in [
+            (model.reflinked, "reflinked"),
+            (model.hard_linked, "hard-linked"),
+            (model.copied, "copied"),
+            (model.unchanged, "unchanged"),
+            (model.removed, "removed"),
+        ] {
+            if count > 0 {
+                made.push(format!("{count} {how}"));
+            }
+        }
+        if made.is_empty() {
+            made.push("no files".to_owned());
+        }
+        reporter.status(
+            "Exported",
+            &format!("{} to {} ({})", model.model, model.folder, made.join(", ")),
+        );
+    }
+    for model in &report.retired {
+        reporter.status(
+            "Retired",
+            &format!(
+                "{} ({} removed: the manifest no longer declares it)",
+                model.folder,
+                plural(model.removed, "file")
+            ),
+        );
+    }
+    let shared: u64 = report.models.iter().map(|model| model.bytes_shared).sum();
+    reporter.status(
+        "Finished",
+        &format!(
+            "{} written{}",
+            human_bytes(report.bytes_written()),
+            if shared > 0 {
+                format!(", {} shared with the cache", human_bytes(shared))
+            } else {
+                String::new()
+            }
+        ),
+    );
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// How long ago, in words: `a few seconds ago`, `5 minutes ago`, `3 days ago`.
+fn ago(time: SystemTime) -> String {
+    let seconds = SystemTime::now()
+        .duration_since(time)
+        .unwrap_or_default()
+        .as_secs();
+    if seconds < 20 {
+        return "a few seconds ago".to_owned();
+    }
+    let (count, unit) = match seconds {
+        s if s < 3600 => (s / 60, "minute"),
+        s if s < 2 * 86400 => (s / 3600, "hour"),
+        s if s < 60 * 86400 => (s / 86400, "day"),
+        s if s < 365 * 86400 => (s / (30 * 86400), "month"),
+        s => (s / (365 * 86400), "year"),
+    };
+    format!("{} ago", plural(count.max(1) as usize, unit))
+}
+
+/// `30d`, `12h`, `90s`: a duration as `--older-than` takes it.
+fn short_duration(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    for (unit, size) in [("w", 7 * 86400), ("d", 86400), ("h", 3600), ("m", 60)] {
+        if seconds >= size && seconds.is_multiple_of(size) {
+            return format!("{}{unit}", seconds / size);
+        }
+    }
+    format!("{seconds}s")
 }
 
 #[cfg(test)]

@@ -136,6 +136,7 @@ impl Reporter for Terminal {
                 ));
             }
             Event::Checking { model } => self.status("Checking", model),
+            Event::Warning { message } => self.warn(message),
             Event::RateLimited {
                 wait,
                 resource,

@@ -32,6 +32,9 @@ pub fn lock(options: &Options, check: bool, reporter: &dyn Reporter) -> Result<L
     let settings = options.find(mode)?;
     let resolution = sync::resolve(&settings, reporter)?;
     let written = !check && sync::write_lock(&settings, &resolution, reporter)?;
+    if !check {
+        super::remember(&settings, &options.env, reporter);
+    }
     Ok(LockReport {
         path: settings.lock_path,
         lock: resolution.lock,

@@ -6,6 +6,8 @@
 //! the Hub, and the environment to read as the reference client reads it.
 
 mod add;
+mod export;
+mod gc;
 mod lock;
 mod remove;
 mod status;
@@ -15,6 +17,8 @@ mod verify;
 use camino::Utf8PathBuf;
 
 pub use add::{AddOptions, AddReport, add};
+pub use export::{ExportOptions, ExportReport, ExportedModel, LinkMode, export};
+pub use gc::{GcOptions, GcReport, RemovedRevision, gc, parse_duration};
 pub use lock::{LockReport, lock};
 pub use remove::{RemoveOptions, remove};
 pub use status::{ModelStatus, path, status};
@@ -28,7 +32,9 @@ use crate::hub::HubConfig;
 use crate::lock::Lock;
 use crate::manifest::Model;
 use crate::project::{Project, ProjectSpec};
+use crate::registry::Registry;
 use crate::repo::CommitId;
+use crate::report::{Event, Reporter};
 use crate::sync::{LockMode, Settings, TransferOptions};
 
 /// What every operation needs: which project, which cache, how to reach the Hub.
@@ -76,6 +82,22 @@ impl Options {
     /// Finds the project and makes the engine's settings for it.
     fn find(&self, mode: LockMode) -> Result<Settings, Error> {
         self.settings(self.project.find()?, mode)
+    }
+}
+
+/// Remembers the project in its cache's registry, so that `gc` keeps what its lock pins. Only
+/// a project with a lock file is remembered; failing to is a warning, not a failed command.
+fn remember(settings: &Settings, env: &Env, reporter: &dyn Reporter) {
+    if !settings.lock_path.is_file() {
+        return;
+    }
+    let registry = Registry::new(env, settings.cache.root());
+    if let Err(error) = registry.record(&settings.lock_path, &settings.manifest.path) {
+        reporter.event(Event::Warning {
+            message: &format!(
+                "{error}; `facehugger gc` will not know that this project uses the cache"
+            ),
+        });
     }
 }
 

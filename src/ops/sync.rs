@@ -13,7 +13,11 @@ pub fn sync(
     mode: LockMode,
     reporter: &dyn Reporter,
 ) -> Result<SyncReport, Error> {
-    sync::sync(&options.find(mode)?, reporter)
+    let settings = options.find(mode)?;
+    let report = sync::sync(&settings, reporter)?;
+    // Only a sync that succeeded: a failed command writes nothing outside the cache.
+    super::remember(&settings, &options.env, reporter);
+    Ok(report)
 }
 
 /// What `sync` would do, per model: the files to download and those already cached. Writes

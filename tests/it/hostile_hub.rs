@@ -30,12 +30,14 @@ const MAX_ERROR_BYTES: usize = 1000;
 /// folder, its lock folder, the cache tag and the project's lock file (and the folders holding
 /// them). Anything else changing is a write outside.
 fn allowed(entry: &str) -> bool {
-    ["cache/", "cache/.locks/"].contains(&entry)
+    // A successful sync also records its project for `gc`, under $HF_HOME.
+    ["cache/", "cache/.locks/", "hf-home/", "hf-home/facehugger/"].contains(&entry)
         || [
             "cache/models--acme--tiny/",
             "cache/.locks/models--acme--tiny/",
             "cache/CACHEDIR.TAG",
             "project/facehugger.lock",
+            "hf-home/facehugger/projects/",
         ]
         .iter()
         .any(|prefix| entry.starts_with(prefix))
