@@ -165,6 +165,16 @@ pub(crate) fn writing() -> RwLockReadGuard<'static, ()> {
 
 /// Writes a small file under a unique temporary name, flushes it, and renames it into place.
 pub(crate) fn write_atomically(path: &Utf8Path, contents: &[u8], mode: u32) -> Result<(), IoError> {
+    write_atomically_with(path, mode, |out| out.write_all(contents))
+}
+
+/// Writes a file as `write` makes it (through a buffer) under a unique temporary name, flushes
+/// it, and renames it into place.
+pub(crate) fn write_atomically_with(
+    path: &Utf8Path,
+    mode: u32,
+    write: impl FnOnce(&mut io::BufWriter<File>) -> io::Result<()>,
+) -> Result<(), IoError> {
     let _writing = writing();
     let parent = parent_of(path);
     fs::create_dir_all(parent).map_err(|err| IoError::new("create the folder", parent, err))?;
@@ -174,9 +184,12 @@ pub(crate) fn write_atomically(path: &Utf8Path, contents: &[u8], mode: u32) -> R
         .create_new(true)
         .mode(mode)
         .open(&temp)
-        .and_then(|mut file| {
-            file.write_all(contents)?;
-            file.sync_all()
+        .and_then(|file| {
+            let mut out = io::BufWriter::new(file);
+            write(&mut out)?;
+            out.into_inner()
+                .map_err(io::IntoInnerError::into_error)?
+                .sync_all()
         })
         .and_then(|()| fs::rename(&temp, path));
     result.map_err(|err| {

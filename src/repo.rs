@@ -286,10 +286,11 @@ pub fn validate_repo_path(path: &str) -> Result<(), String> {
         ));
     }
     // The path comes from a server: shown escaped and cut short.
-    let shown_path = shown(path, MAX_SHOWN_CHARS);
+    let shown_path = || shown(path, MAX_SHOWN_CHARS);
     if path.contains(['\\', '\0']) {
         return Err(format!(
-            "file path `{shown_path}` that contains a backslash or NUL"
+            "file path `{}` that contains a backslash or NUL",
+            shown_path()
         ));
     }
     if path
@@ -297,7 +298,8 @@ pub fn validate_repo_path(path: &str) -> Result<(), String> {
         .any(|part| part.is_empty() || part == "." || part == ".." || part.len() > 255)
     {
         return Err(format!(
-            "file path `{shown_path}` that is absolute or has empty, `.`, `..` or overlong segments"
+            "file path `{}` that is absolute or has empty, `.`, `..` or overlong segments",
+            shown_path()
         ));
     }
     Ok(())

@@ -1,40 +1,51 @@
 //! `trees/<commit>.json`: a commit's whole file list, in the reference client's exact format
 //! (hf-protocol.md 3.6), so both clients read each other's and write the same bytes.
 
-use std::collections::BTreeMap;
+use std::borrow::Borrow;
+use std::fmt;
+use std::io::{self, Write};
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use crate::repo::{RepoFile, is_lower_hex, is_xet_hash, validate_repo_path};
 
 /// The tree cache as Python's `json.dump(indent=1)` writes it: one-space indent, ASCII escapes,
-/// files sorted by path, no trailing newline.
-pub(super) fn render_tree(files: &[RepoFile]) -> String {
-    let mut sorted: Vec<&RepoFile> = files.iter().collect();
-    sorted.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut out = String::from("{\n \"format_version\": 1,\n \"files\": {");
+/// files sorted by path, no trailing newline. Written piece by piece (a dataset's tree can be
+/// tens of megabytes).
+pub(super) fn write_tree(files: &[impl Borrow<RepoFile>], out: &mut impl Write) -> io::Result<()> {
+    let mut sorted: Vec<&RepoFile> = files.iter().map(Borrow::borrow).collect();
+    if !sorted.is_sorted_by(|a, b| a.path <= b.path) {
+        sorted.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+    out.write_all(b"{\n \"format_version\": 1,\n \"files\": {")?;
     for (index, file) in sorted.iter().enumerate() {
-        out.push_str(if index == 0 { "\n" } else { ",\n" });
-        out.push_str(&format!(
-            "  {}: {{\n   \"size\": {},\n   \"blob_id\": {}",
+        write!(
+            out,
+            "{}  {}: {{\n   \"size\": {},\n   \"blob_id\": {}",
+            if index == 0 { "\n" } else { ",\n" },
             json_ascii(&file.path),
             file.size,
             json_ascii(&file.blob_id)
-        ));
+        )?;
         if let Some(sha256) = &file.lfs_sha256 {
-            out.push_str(&format!(
+            write!(
+                out,
                 ",\n   \"lfs_sha256\": {},\n   \"lfs_size\": {}",
                 json_ascii(sha256),
                 file.size
-            ));
+            )?;
         }
         if let Some(xet_hash) = &file.xet_hash {
-            out.push_str(&format!(",\n   \"xet_hash\": {}", json_ascii(xet_hash)));
+            write!(out, ",\n   \"xet_hash\": {}", json_ascii(xet_hash))?;
         }
-        out.push_str("\n  }");
+        out.write_all(b"\n  }")?;
     }
-    out.push_str(if sorted.is_empty() { "}\n}" } else { "\n }\n}" });
-    out
+    out.write_all(if sorted.is_empty() {
+        b"}\n}"
+    } else {
+        b"\n }\n}"
+    })
 }
 
 /// A JSON string literal with every non-ASCII character escaped, as Python's `ensure_ascii`.
@@ -63,51 +74,78 @@ fn json_ascii(text: &str) -> String {
     out
 }
 
+/// The files of a `trees/<commit>.json`, checked as a listing from the Hub is; `None` if it is
+/// not one (another format version, an unsafe path, a bad hash). Read straight into the list, in
+/// the file's order (sorted by path): a dataset's tree may list a hundred thousand files.
 pub(super) fn parse_tree(text: &str) -> Option<Vec<RepoFile>> {
     /// `trees/<commit>.json`; `deny_unknown_fields` is left out: a later client may add some.
     #[derive(Deserialize)]
     struct TreeFile {
         format_version: u64,
-        files: BTreeMap<String, TreeEntry>,
-    }
-    #[derive(Deserialize)]
-    struct TreeEntry {
-        size: u64,
-        blob_id: String,
-        lfs_sha256: Option<String>,
-        xet_hash: Option<String>,
+        files: Files,
     }
     let tree: TreeFile = serde_json::from_str(text).ok()?;
-    if tree.format_version != 1 {
-        return None;
-    }
-    let mut files = Vec::with_capacity(tree.files.len());
-    for (path, entry) in tree.files {
-        let valid = validate_repo_path(&path).is_ok()
-            && is_lower_hex(&entry.blob_id, 40)
-            && entry
-                .lfs_sha256
-                .as_deref()
-                .is_none_or(|sha| is_lower_hex(sha, 64))
-            // As the reference client: a tree with an invalid Xet hash is not trusted.
-            && entry.xet_hash.as_deref().is_none_or(is_xet_hash);
-        if !valid {
-            return None;
+    (tree.format_version == 1).then_some(tree.files.0)
+}
+
+/// The `files` object, as a list; a file that does not check out fails the whole tree.
+struct Files(Vec<RepoFile>);
+
+#[derive(Deserialize)]
+struct TreeEntry {
+    size: u64,
+    blob_id: String,
+    lfs_sha256: Option<String>,
+    xet_hash: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Files {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Files, D::Error> {
+        struct FilesVisitor;
+        impl<'de> Visitor<'de> for FilesVisitor {
+            type Value = Files;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of file paths to their size and hashes")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Files, A::Error> {
+                let mut files = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((path, entry)) = map.next_entry::<String, TreeEntry>()? {
+                    let valid = validate_repo_path(&path).is_ok()
+                        && is_lower_hex(&entry.blob_id, 40)
+                        && entry
+                            .lfs_sha256
+                            .as_deref()
+                            .is_none_or(|sha| is_lower_hex(sha, 64))
+                        // As the reference client: a tree with an invalid Xet hash is not
+                        // trusted.
+                        && entry.xet_hash.as_deref().is_none_or(is_xet_hash);
+                    if !valid {
+                        return Err(de::Error::custom("an entry that does not check out"));
+                    }
+                    files.push(RepoFile {
+                        path,
+                        size: entry.size,
+                        blob_id: entry.blob_id,
+                        lfs_sha256: entry.lfs_sha256,
+                        xet_hash: entry.xet_hash,
+                    });
+                }
+                Ok(Files(files))
+            }
         }
-        files.push(RepoFile {
-            path,
-            size: entry.size,
-            blob_id: entry.blob_id,
-            lfs_sha256: entry.lfs_sha256,
-            xet_hash: entry.xet_hash,
-        });
+        deserializer.deserialize_map(FilesVisitor)
     }
-    Some(files)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn render(files: &[RepoFile]) -> String {
+        let mut out = Vec::new();
+        write_tree(files, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
 
     #[test]
     fn the_tree_cache_matches_python_json_dump() {
@@ -127,7 +165,7 @@ mod tests {
                 xet_hash: None,
             },
         ];
-        let text = render_tree(&files);
+        let text = render(&files);
         let expected = format!(
             "{{\n \"format_version\": 1,\n \"files\": {{\n  \"z.bin\": {{\n   \"size\": 5,\n   \"blob_id\": \"{b}\",\n   \"lfs_sha256\": \"{c}\",\n   \"lfs_size\": 5,\n   \"xet_hash\": \"{d}\"\n  }},\n  \"\\u00fc.txt\": {{\n   \"size\": 1,\n   \"blob_id\": \"{a}\"\n  }}\n }}\n}}",
             a = "a".repeat(40),
@@ -140,7 +178,7 @@ mod tests {
         back.sort_by(|x, y| x.path.cmp(&y.path));
         assert_eq!(back, files);
         assert_eq!(
-            render_tree(&[]),
+            render(&[] as &[RepoFile]),
             "{\n \"format_version\": 1,\n \"files\": {}\n}"
         );
     }

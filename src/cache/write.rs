@@ -7,10 +7,11 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
-use super::tree::render_tree;
+use super::tree;
 use super::{CACHEDIR_TAG, CHUNKS_SUFFIX, Cache, chunk_record_path, relative_blob_target};
 use crate::files::{
-    IoError, no_follow, parent_of, refuse_link, unique_sibling, write_atomically, writing,
+    IoError, no_follow, parent_of, refuse_link, unique_sibling, write_atomically,
+    write_atomically_with, writing,
 };
 use crate::repo::{CommitId, Repo, RepoFile};
 
@@ -59,7 +60,7 @@ impl Cache {
         &self,
         repo: &Repo,
         commit: &CommitId,
-        files: &[RepoFile],
+        files: &[impl std::borrow::Borrow<RepoFile>],
     ) -> Result<(), IoError> {
         let path = self.tree_path(repo, commit);
         self.create_dirs(
@@ -67,7 +68,7 @@ impl Cache {
             parent_of(&path),
             "create the trees folder",
         )?;
-        write_atomically(&path, render_tree(files).as_bytes(), 0o600)
+        write_atomically_with(&path, 0o600, |out| tree::write_tree(files, out))
     }
 
     /// Makes `snapshots/<commit>/<path>` a relative symlink to `blobs/<etag>`, replacing whatever

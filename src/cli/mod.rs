@@ -348,7 +348,26 @@ fn clap_exit(error: &clap::Error) -> i32 {
     if error.use_stderr() { 2 } else { 0 }
 }
 
+/// Raises this process's limit of open files to what the system allows (capped): a sync of many
+/// small files holds the lock of each blob it has verified until the batch is installed.
+fn raise_open_files_limit() {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let limit = getrlimit(Resource::Nofile);
+        let wanted = limit.maximum.unwrap_or(65_536).min(65_536);
+        if limit.current.is_some_and(|current| current < wanted) {
+            let raised = rustix::process::Rlimit {
+                current: Some(wanted),
+                ..limit
+            };
+            let _ = setrlimit(Resource::Nofile, raised);
+        }
+    }
+}
+
 fn execute(cli: Cli, bin_name: &str) -> i32 {
+    raise_open_files_limit();
     // Ctrl-C: stop at once. Blobs are installed by atomic renames and partial downloads are
     // resumed (and verified) next time, so the cache stays valid for every client.
     let _ = ctrlc::set_handler(|| {

@@ -128,6 +128,7 @@ fn problem_json(problem: &Problem) -> Value {
             expected,
             actual,
             blob,
+            ..
         } => ("wrong-link", Some(expected), Some(actual), Some(blob)),
         ProblemKind::Unknown { reason } => ("unknown", None, Some(reason), None),
     };

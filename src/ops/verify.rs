@@ -89,6 +89,8 @@ pub enum ProblemKind {
         actual: String,
         /// The blob it should lead to.
         blob: Utf8PathBuf,
+        /// The link itself, in the snapshot.
+        pointer: Utf8PathBuf,
     },
     /// The model or the file cannot be checked: no commit or no file list in the lock or the
     /// cache, or a file that cannot be read safely (a blob linking out of the cache, say).
@@ -111,18 +113,23 @@ pub fn verify(
     let mut repaired = None;
     if repair && !problems.is_empty() {
         for problem in &problems {
-            if let ProblemKind::Corrupt { expected, blob, .. } = &problem.kind {
-                if *blob == settings.cache.blob_path(&problem.repo, expected) {
+            match &problem.kind {
+                ProblemKind::Corrupt { expected, blob, .. }
+                    if *blob == settings.cache.blob_path(&problem.repo, expected) =>
+                {
                     settings.cache.remove_blob(&problem.repo, expected)?;
-                } else {
-                    // The content itself, in a snapshot where links are off.
-                    std::fs::remove_file(blob)
-                        .map_err(|err| Error::io("remove the corrupt file", blob, err))?;
                 }
+                // The content itself, in a snapshot where links are off; or a link that leads
+                // elsewhere (removed, not followed): the sync puts the right one back.
+                ProblemKind::Corrupt { blob: path, .. }
+                | ProblemKind::WrongLink { pointer: path, .. } => {
+                    std::fs::remove_file(path)
+                        .map_err(|err| Error::io("remove the wrong file", path, err))?;
+                }
+                _ => {}
             }
         }
-        // The sync downloads what is missing now and relinks wrong links (its planner reads
-        // where each link points), at the revisions verify looked at.
+        // The sync downloads or links what is missing now, at the revisions verify looked at.
         let mode = if settings.lock.is_some() {
             LockMode::Frozen
         } else {
@@ -190,13 +197,15 @@ fn check(settings: &Settings) -> Result<(Vec<VerifiedModel>, Vec<Problem>), Erro
             // off. Nothing in the snapshot is followed.
             let content = match view.entry(&file.path) {
                 None => Err(missing()),
-                Some(Entry::Link(target)) => {
+                Some(Entry::Link) => {
                     let expected = relative_blob_target(&file.path, etag);
-                    if *target != expected {
+                    let target = view.link_target(&file.path).unwrap_or_default();
+                    if target != expected {
                         Err(ProblemKind::WrongLink {
                             expected,
-                            actual: target.clone(),
+                            actual: target,
                             blob: blob.clone(),
+                            pointer: cache.pointer_path(&model.repo, commit, &file.path),
                         })
                     } else {
                         match cache.open_blob(&model.repo, etag) {

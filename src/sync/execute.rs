@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 use std::thread;
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -34,12 +35,12 @@ pub(super) const BUFFER_BYTES: usize = 256 * 1024;
 /// One file to put in a snapshot.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
-    /// Its repo.
-    pub(crate) repo: Repo,
+    /// Its repo (shared by the jobs of a model).
+    pub(crate) repo: Arc<Repo>,
     /// The commit whose snapshot gets it.
-    pub(crate) commit: CommitId,
-    /// The file.
-    pub(crate) file: RepoFile,
+    pub(crate) commit: Arc<CommitId>,
+    /// The file (shared with the listing).
+    pub(crate) file: Arc<RepoFile>,
     /// Whether an earlier run left a partial download of its blob, to resume.
     pub(crate) resumable: bool,
 }
@@ -99,12 +100,13 @@ pub(crate) fn install(
     let downloaded = download_verified(hub, cache, transfer, job);
     transfer.reporter.file_finished(&name);
     let (temp, file) = downloaded?;
+    // Closed: a staged blob holds one file open, its lock.
+    drop(file);
     let segmented = is_segmented(transfer, &job.file);
     installer.stage(Staged {
         index,
         record: segmented.then(|| chunk_record_path(&temp)),
         temp,
-        file,
         _lock: lock,
     });
     Ok(Outcome::Staged)

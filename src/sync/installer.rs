@@ -7,7 +7,7 @@
 //! then renames them into place and links them. The workers go on to their next file
 //! meanwhile; each blob's lock stays held until it is installed.
 
-use std::fs::{self, File};
+use std::fs::{self, OpenOptions};
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use camino::Utf8PathBuf;
@@ -16,17 +16,15 @@ use super::execute::Job;
 use crate::cache::{BlobLock, Cache};
 use crate::error::Error;
 
-/// A blob verified in its partial file, waiting to be installed.
+/// A blob verified in its partial file (closed), waiting to be installed.
 pub(crate) struct Staged {
     /// The job it is for (its index in the installer's jobs).
     pub(crate) index: usize,
     /// The partial file, whole and verified.
     pub(crate) temp: Utf8PathBuf,
-    /// It, open: what is made durable.
-    pub(crate) file: File,
     /// Its resume record, if it had one (a large file's): removed once it is installed.
     pub(crate) record: Option<Utf8PathBuf>,
-    /// The reference client's lock on the blob, held until it is installed.
+    /// The reference client's lock on the blob, held until it is installed: an open file each.
     pub(crate) _lock: BlobLock,
 }
 
@@ -34,8 +32,14 @@ pub(crate) struct Staged {
 pub(crate) struct Installer<'a> {
     cache: &'a Cache,
     jobs: &'a [Job],
+    /// Blobs staged and not yet installed, at most: each holds its lock file open, and a process
+    /// may open only so many files. Workers wait when this many are staged.
+    most: usize,
     queue: Mutex<Queue>,
+    /// Something was staged, or the queue closed.
     ready: Condvar,
+    /// A batch was taken: there is room to stage.
+    room: Condvar,
 }
 
 #[derive(Default)]
@@ -43,17 +47,20 @@ struct Queue {
     staged: Vec<Staged>,
     /// No more will come.
     closed: bool,
-    /// Each installed job's bytes, or why it failed.
-    results: Vec<(usize, Result<u64, Error>)>,
+    /// The jobs whose blob could not be installed, and why; the others were.
+    failures: Vec<(usize, Error)>,
 }
 
 impl<'a> Installer<'a> {
-    pub(crate) fn new(cache: &'a Cache, jobs: &'a [Job]) -> Installer<'a> {
+    /// An installer for `jobs`, keeping `spare` file descriptors free for the workers.
+    pub(crate) fn new(cache: &'a Cache, jobs: &'a [Job], spare: usize) -> Installer<'a> {
         Installer {
             cache,
             jobs,
+            most: open_files_limit().saturating_sub(spare).max(16),
             queue: Mutex::default(),
             ready: Condvar::new(),
+            room: Condvar::new(),
         }
     }
 
@@ -61,9 +68,13 @@ impl<'a> Installer<'a> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands a verified blob over.
+    /// Hands a verified blob over; waits while too many are waiting.
     pub(crate) fn stage(&self, staged: Staged) {
-        self.queue().staged.push(staged);
+        let mut queue = self.queue();
+        while queue.staged.len() >= self.most {
+            queue = self.room.wait(queue).unwrap_or_else(|e| e.into_inner());
+        }
+        queue.staged.push(staged);
         self.ready.notify_one();
     }
 
@@ -87,36 +98,37 @@ impl<'a> Installer<'a> {
                 }
                 std::mem::take(&mut queue.staged)
             };
-            let results = self.install(batch);
-            self.queue().results.extend(results);
+            self.room.notify_all();
+            let failures = self.install(batch);
+            self.queue().failures.extend(failures);
         }
     }
 
-    /// Each installed job's bytes, or why it failed (once [`Installer::run`] returned).
-    pub(crate) fn results(&self) -> Vec<(usize, Result<u64, Error>)> {
-        std::mem::take(&mut self.queue().results)
+    /// The jobs whose staged blob could not be installed, and why (once [`Installer::run`]
+    /// returned); every other staged blob was.
+    pub(crate) fn failures(&self) -> Vec<(usize, Error)> {
+        std::mem::take(&mut self.queue().failures)
     }
 
-    fn install(&self, batch: Vec<Staged>) -> Vec<(usize, Result<u64, Error>)> {
+    fn install(&self, batch: Vec<Staged>) -> Vec<(usize, Error)> {
         let durable = make_durable(&batch);
-        batch
-            .into_iter()
-            .map(|staged| {
-                let job = &self.jobs[staged.index];
-                let result = match &durable {
-                    Ok(()) => self.rename_and_link(job, &staged),
-                    Err(error) => Err(Error::io("write", &staged.temp, clone(error))),
-                };
-                if result.is_err() {
-                    let _ = fs::remove_file(&staged.temp);
-                }
-                if let Some(record) = &staged.record {
-                    let _ = fs::remove_file(record);
-                }
-                // Dropping `staged` closes the file and releases the blob's lock.
-                (staged.index, result.map(|()| job.file.size))
-            })
-            .collect()
+        let mut failures = Vec::new();
+        for staged in batch {
+            let job = &self.jobs[staged.index];
+            let result = match &durable {
+                Ok(()) => self.rename_and_link(job, &staged),
+                Err(error) => Err(Error::io("write", &staged.temp, clone(error))),
+            };
+            if let Err(error) = result {
+                let _ = fs::remove_file(&staged.temp);
+                failures.push((staged.index, error));
+            }
+            if let Some(record) = &staged.record {
+                let _ = fs::remove_file(record);
+            }
+            // Dropping `staged` releases the blob's lock.
+        }
+        failures
     }
 
     fn rename_and_link(&self, job: &Job, staged: &Staged) -> Result<(), Error> {
@@ -132,11 +144,28 @@ impl<'a> Installer<'a> {
 /// a cache are on one) where there is one and the batch has several files, else each file's
 /// `fdatasync`.
 fn make_durable(batch: &[Staged]) -> std::io::Result<()> {
+    // Opened for writing: Windows flushes a file only through a handle that may write it.
+    let open = |staged: &Staged| OpenOptions::new().write(true).open(&staged.temp);
     #[cfg(target_os = "linux")]
     if let [first, _, ..] = batch {
-        return rustix::fs::syncfs(&first.file).map_err(std::io::Error::from);
+        return rustix::fs::syncfs(&open(first)?).map_err(std::io::Error::from);
     }
-    batch.iter().try_for_each(|staged| staged.file.sync_data())
+    batch
+        .iter()
+        .try_for_each(|staged| open(staged)?.sync_data())
+}
+
+/// How many files this process may have open (its soft limit); 1024, the usual default, where it
+/// cannot be told.
+fn open_files_limit() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        if let Some(current) = limit.current {
+            return usize::try_from(current).unwrap_or(usize::MAX);
+        }
+    }
+    1024
 }
 
 /// An `io::Error` for each file of a batch that failed as one.

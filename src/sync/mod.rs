@@ -12,7 +12,7 @@ pub(crate) mod plan;
 mod segments;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
@@ -253,8 +253,8 @@ pub(crate) fn plan(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<M
     let client = Client::new(&settings.hub, reporter);
     let resolution = resolve_with(settings, reporter, &client)?;
     let selected = resolution.selected(settings);
-    let (listings, _) = list_commits(settings, &selected, &client)?;
-    Ok(plan_all(settings, &selected, &listings))
+    let (listings, _, views) = list_and_look(settings, &selected, &client)?;
+    Ok(plan_all(&selected, &listings, &views))
 }
 
 /// Resolves, writes the lock, and fills the cache.
@@ -266,8 +266,8 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     let resolution = resolve_with(settings, reporter, &client)?;
     write_lock(settings, &resolution, reporter)?;
     let selected = resolution.selected(settings);
-    let (listings, fetched) = list_commits(settings, &selected, &client)?;
-    let plans = merge_plans(plan_all(settings, &selected, &listings));
+    let (listings, fetched, views) = list_and_look(settings, &selected, &client)?;
+    let plans = merge_plans(plan_all(&selected, &listings, &views));
     if settings.offline {
         check_offline(&plans)?;
     }
@@ -288,8 +288,11 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
 
     let mut report = SyncReport::default();
     let mut jobs: Vec<Job> = Vec::new();
+    let mut queued = HashSet::new();
     for plan in &plans {
         let name = plan.resolved.name();
+        let repo = Arc::new(plan.resolved.model.repo.clone());
+        let commit = Arc::new(plan.resolved.commit.clone());
         let to_download = plan.files_needing(Action::Download).count();
         let fresh = plan.files_needing(Action::Fresh).count();
         report.fresh_files += fresh;
@@ -314,18 +317,21 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
             HashSet::new()
         };
         for planned in &plan.files {
-            let job = Job {
-                repo: plan.resolved.model.repo.clone(),
-                commit: plan.resolved.commit.clone(),
-                file: planned.file.clone(),
-                resumable: partials.contains(planned.file.etag()),
-            };
-            let duplicate = jobs.iter().any(|j| {
-                j.repo == job.repo && j.commit == job.commit && j.file.path == job.file.path
-            });
-            if planned.action != Action::Fresh && !duplicate {
-                jobs.push(job);
+            // Two refs at one commit put the same file in two plans: one job for it.
+            let key = (
+                &plan.resolved.model.repo,
+                &plan.resolved.commit,
+                &planned.file.path,
+            );
+            if planned.action == Action::Fresh || !queued.insert(key) {
+                continue;
             }
+            jobs.push(Job {
+                repo: Arc::clone(&repo),
+                commit: Arc::clone(&commit),
+                file: Arc::clone(&planned.file),
+                resumable: partials.contains(planned.file.etag()),
+            });
         }
     }
 
@@ -338,12 +344,14 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     if count > 0 {
         reporter.transfer_started(count, bytes);
     }
-    let installer = Installer::new(cache, &jobs);
+    // Each worker may hold a socket, a lock, a partial file and a folder open.
+    let installer = Installer::new(cache, &jobs, 4 * settings.transfer.jobs + 64);
     let indices: Vec<usize> = (0..jobs.len()).collect();
     let outcomes = std::thread::scope(|scope| {
         scope.spawn(|| installer.run());
         let outcomes = run_parallel(&indices, settings.transfer.jobs, |&index| {
-            install(hub, cache, &transfer, &installer, (index, &jobs[index]))
+            // Boxed: a hundred thousand outcomes, nearly all `Ok`.
+            install(hub, cache, &transfer, &installer, (index, &jobs[index])).map_err(Box::new)
         });
         installer.close();
         outcomes
@@ -351,17 +359,16 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     if count > 0 {
         reporter.transfer_finished();
     }
-    let mut installed: BTreeMap<usize, Result<u64, Error>> =
-        installer.results().into_iter().collect();
+    let mut not_installed: BTreeMap<usize, Error> = installer.failures().into_iter().collect();
     let mut failures = Vec::new();
     for (index, (job, outcome)) in jobs.iter().zip(outcomes).enumerate() {
         let result = match outcome {
             Ok(Outcome::Linked) => Ok(None),
-            Ok(Outcome::Staged) => installed
-                .remove(&index)
-                .unwrap_or_else(|| Err(Error::Other("the installer lost a file".into())))
-                .map(Some),
-            Err(error) => Err(error),
+            Ok(Outcome::Staged) => match not_installed.remove(&index) {
+                None => Ok(Some(job.file.size)),
+                Some(error) => Err(error),
+            },
+            Err(error) => Err(*error),
         };
         match result {
             Ok(None) => report.linked_files += 1,
@@ -382,7 +389,15 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
         .collect();
     report.resolved = selected;
     report.elapsed = started.elapsed();
+    drop(installer);
+    drop_later((listings, views, plans, jobs));
     Ok(report)
+}
+
+/// Drops `value` on another thread: freeing a hundred thousand files' worth of small
+/// allocations takes tens of milliseconds, which the caller need not wait for.
+fn drop_later<T: Send + 'static>(value: T) {
+    std::thread::spawn(move || drop(value));
 }
 
 fn resolve_frozen(settings: &Settings) -> Result<Vec<Resolved>, Error> {
@@ -501,7 +516,8 @@ fn resolve_online(
         .collect())
 }
 
-type Listings = BTreeMap<(Repo, CommitId), Vec<RepoFile>>;
+/// Each commit's files, shared by the plans and jobs that name them.
+type Listings = BTreeMap<(Repo, CommitId), Vec<Arc<RepoFile>>>;
 
 /// Each distinct commit's file listing: from `trees/` when cached, else from the Hub (in
 /// parallel). Returns the listings and which of them were fetched.
@@ -522,7 +538,7 @@ fn list_commits(
         // replaced, as one that is not there.
         match settings.cache.read_tree(&key.0, &key.1) {
             Ok(Some(files)) => {
-                listings.insert(key, files);
+                listings.insert(key, files.into_iter().map(Arc::new).collect());
             }
             Ok(None) if settings.offline => missing.push(format!(
                 "  {}: no file listing for {} in the cache (`{}`)",
@@ -547,6 +563,7 @@ fn list_commits(
     for ((repo, commit), answer) in to_fetch.iter().zip(answers) {
         match answer {
             Ok(files) => {
+                let files = files.into_iter().map(Arc::new).collect();
                 listings.insert((repo.clone(), commit.clone()), files);
             }
             Err(error) => failures.push(Error::from(error).for_model(format!("{repo}@{commit}"))),
@@ -565,16 +582,46 @@ impl CacheView for SnapshotView {
     }
 }
 
-fn plan_all(settings: &Settings, models: &[Resolved], listings: &Listings) -> Vec<ModelPlan> {
+/// Each commit's listing, which of them came from the Hub, and what the cache holds of each
+/// model's snapshot.
+type Looked = (Listings, Vec<(Repo, CommitId)>, Vec<SnapshotView>);
+
+/// Each commit's listing, and what the cache holds of each model's snapshot, read at the same
+/// time: for a large dataset the tree's parse and the folders' listings each take tens of
+/// milliseconds.
+fn list_and_look(
+    settings: &Settings,
+    models: &[Resolved],
+    client: &Client<'_>,
+) -> Result<Looked, Error> {
+    let look = || {
+        models
+            .iter()
+            .map(|resolved| {
+                settings
+                    .cache
+                    .snapshot_view(&resolved.model.repo, &resolved.commit)
+            })
+            .collect::<Vec<_>>()
+    };
+    std::thread::scope(|scope| {
+        let views = scope.spawn(look);
+        let (listings, fetched) = list_commits(settings, models, client)?;
+        let views = views
+            .join()
+            .map_err(|_| Error::Other("reading the cache's snapshots panicked".into()))?;
+        Ok((listings, fetched, views))
+    })
+}
+
+fn plan_all(models: &[Resolved], listings: &Listings, views: &[SnapshotView]) -> Vec<ModelPlan> {
     models
         .iter()
-        .map(|resolved| {
+        .zip(views)
+        .map(|(resolved, view)| {
             let key = (resolved.model.repo.clone(), resolved.commit.clone());
             let listing = listings.get(&key).map_or(&[][..], Vec::as_slice);
-            let view = settings
-                .cache
-                .snapshot_view(&resolved.model.repo, &resolved.commit);
-            plan_model(resolved.clone(), listing, &view)
+            plan_model(resolved.clone(), listing, view)
         })
         .collect()
 }

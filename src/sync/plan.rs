@@ -1,6 +1,9 @@
 //! The planner: which files each model needs, and which of them the cache already has. Pure: it
 //! reads nothing but what it is given, so it is tested without a hub or a disk.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use crate::manifest::Model;
 use crate::patterns::FileFilter;
 use crate::repo::{CommitId, RepoFile};
@@ -35,8 +38,9 @@ pub enum Action {
 /// A file of a model and what it needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedFile {
-    /// The file, as the tree listing describes it.
-    pub file: RepoFile,
+    /// The file, as the tree listing describes it (shared with the listing: a dataset may list
+    /// a hundred thousand files).
+    pub file: Arc<RepoFile>,
     /// What it needs.
     pub action: Action,
 }
@@ -75,7 +79,7 @@ pub(crate) trait CacheView {
 /// Selects each model's files from its commit's listing and decides what each needs.
 pub(crate) fn plan_model(
     resolved: Resolved,
-    listing: &[RepoFile],
+    listing: &[Arc<RepoFile>],
     cache: &dyn CacheView,
 ) -> ModelPlan {
     let filter = FileFilter::new(
@@ -94,12 +98,15 @@ pub(crate) fn plan_model(
                 Action::Download
             };
             PlannedFile {
-                file: file.clone(),
+                file: Arc::clone(file),
                 action,
             }
         })
         .collect();
-    files.sort_by(|a, b| a.file.path.cmp(&b.file.path));
+    // A tree cached by either client lists its files sorted already.
+    if !files.is_sorted_by(|a, b| a.file.path <= b.file.path) {
+        files.sort_by(|a, b| a.file.path.cmp(&b.file.path));
+    }
     ModelPlan { resolved, files }
 }
 
@@ -114,11 +121,14 @@ pub(crate) fn merge_plans(plans: Vec<ModelPlan>) -> Vec<ModelPlan> {
             .find(|known| known.resolved.name() == name)
         {
             Some(known) => {
-                for file in plan.files {
-                    if !known.files.iter().any(|f| f.file.path == file.file.path) {
-                        known.files.push(file);
-                    }
-                }
+                let paths: HashSet<String> =
+                    known.files.iter().map(|f| f.file.path.clone()).collect();
+                let new: Vec<PlannedFile> = plan
+                    .files
+                    .into_iter()
+                    .filter(|file| !paths.contains(&file.file.path))
+                    .collect();
+                known.files.extend(new);
                 known.files.sort_by(|a, b| a.file.path.cmp(&b.file.path));
             }
             None => merged.push(plan),
@@ -143,14 +153,14 @@ mod tests {
         }
     }
 
-    fn file(path: &str, lfs: Option<char>) -> RepoFile {
-        RepoFile {
+    fn file(path: &str, lfs: Option<char>) -> Arc<RepoFile> {
+        Arc::new(RepoFile {
             path: path.into(),
             size: 10,
             blob_id: "a".repeat(40),
             lfs_sha256: lfs.map(|c| c.to_string().repeat(64)),
             xet_hash: None,
-        }
+        })
     }
 
     #[test]

@@ -192,9 +192,7 @@ fn check_order(trace: &str) -> usize {
                     .unwrap_or("")
                     .trim()
                     .to_owned();
-                let path = (name != "syncfs")
-                    .then(|| fds.get(&fd).cloned())
-                    .flatten();
+                let path = (name != "syncfs").then(|| fds.get(&fd).cloned()).flatten();
                 syncing.push((thread.clone(), step, path));
                 if end {
                     finish_sync(&mut syncing, &thread, step, &written, &mut synced);
@@ -245,4 +243,3 @@ fn finish_sync(
         }
     }
 }
-
