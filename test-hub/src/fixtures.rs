@@ -14,6 +14,10 @@ use sha2::Sha256;
 /// Generated files larger than this go to the data directory instead of memory.
 const MEMORY_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// Generated files up to this size are made and hashed anew for each load rather than kept for
+/// the process: it costs less than finding them again (a spec may generate 100,000 of them).
+const UNSHARED_LIMIT: u64 = 64 * 1024;
+
 /// How the loader treats generated contents (see [`crate::Options`]).
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -210,7 +214,11 @@ impl RepoInfo {
 impl CommitInfo {
     /// The file at `path`.
     pub fn file(&self, path: &str) -> Option<&FileInfo> {
-        self.files.iter().find(|f| f.path == path)
+        let index = self
+            .files
+            .binary_search_by(|f| f.path.as_str().cmp(path))
+            .ok()?;
+        Some(&self.files[index])
     }
 }
 
@@ -314,6 +322,8 @@ struct CommitSpec {
     refs: Vec<String>,
     #[serde(default)]
     files: Vec<FileSpec>,
+    #[serde(default)]
+    generate: Vec<GenerateSpec>,
 }
 
 #[derive(Deserialize)]
@@ -325,6 +335,86 @@ struct FileSpec {
     seed: Option<u64>,
     #[serde(default)]
     lfs: bool,
+}
+
+/// Many generated files in one table (`[[commits.generate]]`): file `i` (from 0 to `count - 1`)
+/// gets the path `path` with its placeholders filled in for `i`, the seed `seed + i`, and a size
+/// drawn from `size` by that seed.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GenerateSpec {
+    /// A pattern: `{i}` is the file's index, `{i/N}` the index divided by `N` (folders of `N`
+    /// files); `{i:06}`, `{i/1000:03}` pad with zeros to a width.
+    path: String,
+    count: u64,
+    size: SizeSpec,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    lfs: bool,
+}
+
+/// One size for every file, or `[min, max]` (inclusive).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeSpec {
+    Fixed(u64),
+    Range([u64; 2]),
+}
+
+impl GenerateSpec {
+    /// The file specs this table stands for.
+    fn files(&self) -> Result<Vec<FileSpec>> {
+        let (min, max) = match self.size {
+            SizeSpec::Fixed(size) => (size, size),
+            SizeSpec::Range([min, max]) => (min, max),
+        };
+        ensure!(min <= max, "size range [{min}, {max}] is empty");
+        (0..self.count)
+            .map(|i| {
+                let seed = self.seed.wrapping_add(i);
+                // Drawn from the seed, but not from the words that make the content.
+                let size = min + mix(seed ^ 0x5eed) % (max - min).saturating_add(1);
+                Ok(FileSpec {
+                    path: expand_pattern(&self.path, i)?,
+                    text: None,
+                    size: Some(size),
+                    seed: Some(seed),
+                    lfs: self.lfs,
+                })
+            })
+            .collect()
+    }
+}
+
+/// `pattern` with each `{i}`, `{i/N}`, `{i:W}` or `{i/N:W}` replaced for index `i`.
+fn expand_pattern(pattern: &str, i: u64) -> Result<String> {
+    let bad = |why: &str| anyhow::anyhow!("path pattern {pattern:?}: {why}");
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            return Err(bad("a { is not closed"));
+        };
+        let field = &rest[open + 1..open + close];
+        let (expr, width) = match field.split_once(':') {
+            Some((expr, width)) => (expr, width.parse().map_err(|_| bad("bad width"))?),
+            None => (field, 0),
+        };
+        let value = match expr.split_once('/') {
+            None if expr == "i" => i,
+            Some(("i", divisor)) => match divisor.parse::<u64>() {
+                Ok(divisor) if divisor > 0 => i / divisor,
+                _ => return Err(bad("expected {i/N} with N > 0")),
+            },
+            _ => return Err(bad(&format!("unknown placeholder {{{field}}}"))),
+        };
+        out.push_str(&format!("{value:0width$}"));
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn load_spec(path: &Path, generator: &mut Generator) -> Result<RepoInfo> {
@@ -361,6 +451,12 @@ fn load_spec(path: &Path, generator: &mut Generator) -> Result<RepoInfo> {
         for file in commit.files {
             let context = format!("commit {:?}, file {:?}", commit.name, file.path);
             files.push(load_file(&spec.id, file, generator).context(context)?);
+        }
+        for table in &commit.generate {
+            let context = || format!("commit {:?}, generate {:?}", commit.name, table.path);
+            for file in table.files().with_context(context)? {
+                files.push(load_file(&spec.id, file, generator).with_context(context)?);
+            }
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         for pair in files.windows(2) {
@@ -518,13 +614,16 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// Deterministic pseudo-random bytes (splitmix64), cheap enough for gigabytes.
 pub fn generate_bytes(seed: u64, size: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(size as usize);
-    let mut stream = ByteStream::new(seed);
+    let mut stream = ByteStream::new(seed, size);
     while (out.len() as u64) < size {
-        let n = (size - out.len() as u64).min(1 << 20) as usize;
-        out.extend_from_slice(&stream.next_chunk()[..n]);
+        let n = (size - out.len() as u64).min(CHUNK as u64) as usize;
+        out.extend_from_slice(stream.next_chunk(n));
     }
     out
 }
+
+/// The stream is made in chunks of this many bytes.
+const CHUNK: usize = 1 << 20;
 
 struct ByteStream {
     state: u64,
@@ -532,24 +631,33 @@ struct ByteStream {
 }
 
 impl ByteStream {
-    fn new(seed: u64) -> ByteStream {
+    /// A stream of `size` bytes: its buffer is no larger than the stream needs.
+    fn new(seed: u64, size: u64) -> ByteStream {
+        let len = size.min(CHUNK as u64).next_multiple_of(8) as usize;
         ByteStream {
             state: seed,
-            chunk: vec![0; 1 << 20],
+            chunk: vec![0; len],
         }
     }
 
-    /// The next 1 MiB of the stream.
-    fn next_chunk(&mut self) -> &[u8] {
-        for word in self.chunk.chunks_exact_mut(8) {
+    /// The next `len` bytes of the stream: a whole chunk (`CHUNK` bytes), or less for the last
+    /// one, whose words past `len` are never made (a file of 200 bytes costs 25 words, not a
+    /// chunk's 131,072).
+    fn next_chunk(&mut self, len: usize) -> &[u8] {
+        let words = len.div_ceil(8) * 8;
+        for word in self.chunk[..words].chunks_exact_mut(8) {
             self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            word.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+            word.copy_from_slice(&mix(self.state).to_le_bytes());
         }
-        &self.chunk
+        &self.chunk[..len]
     }
+}
+
+/// splitmix64's output function.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Makes generated contents, sharing identical ones, and hashes them. Large ones live on disk in
@@ -605,6 +713,9 @@ impl Generator {
     }
 
     fn generate(&mut self, seed: u64, size: u64) -> Result<Content> {
+        if size <= UNSHARED_LIMIT {
+            return Ok(Content::Memory(generate_bytes(seed, size).into()));
+        }
         // Held while generating, so concurrent loads wait for the first instead of redoing it.
         let mut generated = GENERATED.lock().unwrap_or_else(PoisonError::into_inner);
         let key = (self.data_dir.clone(), seed, size);
@@ -640,7 +751,7 @@ impl Generator {
             HashKind::Sha256 => self.sha256(content),
             HashKind::BlobSha1 => self.blob_sha1(content),
         };
-        let Some((seed, size)) = seed_and_size else {
+        let Some((seed, size)) = seed_and_size.filter(|&(_, size)| size > UNSHARED_LIMIT) else {
             return compute();
         };
         let mut hashes = HASHES.lock().unwrap_or_else(PoisonError::into_inner);
@@ -659,7 +770,7 @@ impl Generator {
     fn sha256(&self, content: &Content) -> Result<String> {
         self.cached_hash(content, "sha256", |reader| {
             let mut hasher = Sha256::new();
-            copy_into(reader, |chunk| hasher.update(chunk))?;
+            copy_into(reader, content.len(), |chunk| hasher.update(chunk))?;
             Ok(hex(&hasher.finalize()))
         })
     }
@@ -668,7 +779,7 @@ impl Generator {
         self.cached_hash(content, "blobsha1", |reader| {
             let mut hasher = Sha1::new();
             hasher.update(format!("blob {}\0", content.len()));
-            copy_into(reader, |chunk| hasher.update(chunk))?;
+            copy_into(reader, content.len(), |chunk| hasher.update(chunk))?;
             Ok(hex(&hasher.finalize()))
         })
     }
@@ -696,8 +807,9 @@ impl Generator {
     }
 }
 
-fn copy_into(reader: &mut dyn Read, mut sink: impl FnMut(&[u8])) -> io::Result<()> {
-    let mut buf = vec![0; 1 << 20];
+/// Feeds `len` bytes from `reader` to `sink`, through a buffer no larger than needed.
+fn copy_into(reader: &mut dyn Read, len: u64, mut sink: impl FnMut(&[u8])) -> io::Result<()> {
+    let mut buf = vec![0; len.clamp(1, 1 << 20) as usize];
     loop {
         match reader.read(&mut buf)? {
             0 => return Ok(()),
@@ -711,11 +823,11 @@ fn write_generated(path: &Path, seed: u64, size: u64) -> io::Result<()> {
     // A unique temporary name, then rename: concurrent test processes may generate the same file.
     let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
     let mut file = io::BufWriter::with_capacity(1 << 20, File::create(&tmp)?);
-    let mut stream = ByteStream::new(seed);
+    let mut stream = ByteStream::new(seed, size);
     let mut left = size;
     while left > 0 {
-        let n = left.min(1 << 20);
-        file.write_all(&stream.next_chunk()[..n as usize])?;
+        let n = left.min(CHUNK as u64);
+        file.write_all(stream.next_chunk(n as usize))?;
         left -= n;
     }
     file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
@@ -746,6 +858,7 @@ mod tests {
         let long = generate_bytes(7, 3 << 20);
         assert_eq!(generate_bytes(7, 3 << 20), long);
         assert_eq!(generate_bytes(7, 1000), long[..1000]);
+        assert_eq!(generate_bytes(7, 1001), long[..1001]);
         assert_ne!(generate_bytes(8, 1000), long[..1000]);
     }
 
@@ -770,6 +883,94 @@ mod tests {
             .read_to_end(&mut tail)
             .unwrap();
         assert_eq!(tail, generate_bytes(5, size)[(size - 10) as usize..]);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn generate_tables_stand_for_many_files() {
+        let dir = std::env::temp_dir().join(format!("test-hub-generate-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let spec = r#"
+id = "acme/rows"
+type = "dataset"
+
+[[commits]]
+name = "first"
+refs = ["main"]
+
+[[commits.files]]
+path = "README.md"
+text = "rows\n"
+
+[[commits.generate]]
+path = "data/{i/1000:02}/row-{i:05}.json"
+count = 2500
+size = [100, 300]
+seed = 7
+
+[[commits.generate]]
+path = "weights/part-{i}.bin"
+count = 2
+size = 40000
+lfs = true
+"#;
+        fs::write(dir.join("rows.toml"), spec).unwrap();
+        let hub = Hub::load_dir(&dir).unwrap();
+        let commit = &hub.repo("dataset", "acme/rows").unwrap().commits[0];
+        assert_eq!(commit.files.len(), 1 + 2500 + 2);
+
+        let rows: Vec<_> = commit
+            .files
+            .iter()
+            .filter(|f| f.path.starts_with("data/"))
+            .collect();
+        assert_eq!(rows.len(), 2500);
+        assert_eq!(rows[0].path, "data/00/row-00000.json");
+        assert_eq!(rows[1999].path, "data/01/row-01999.json");
+        assert_eq!(rows[2499].path, "data/02/row-02499.json");
+        assert!(rows.iter().all(|f| (100..=300).contains(&f.size)));
+        let sizes: BTreeSet<u64> = rows.iter().map(|f| f.size).collect();
+        assert!(sizes.len() > 150, "sizes spread over the range: {sizes:?}");
+        // File i is the generated content of seed + i.
+        let row = commit.file("data/01/row-01234.json").unwrap();
+        assert_eq!(row.content().unwrap(), generate_bytes(7 + 1234, row.size));
+        assert!(!row.is_lfs());
+
+        let part = commit.file("weights/part-1.bin").unwrap();
+        assert_eq!(part.size, 40000);
+        assert_eq!(part.content().unwrap(), generate_bytes(1, 40000));
+        assert!(part.is_lfs());
+        // Folders are listed as for any file.
+        assert!(
+            commit
+                .tree
+                .iter()
+                .any(|e| e.path == "data/02" && e.file.is_none())
+        );
+
+        // The same spec gives the same files.
+        let again = Hub::load_dir(&dir).unwrap();
+        let again = &again.repo("dataset", "acme/rows").unwrap().commits[0];
+        let oids = |c: &CommitInfo| c.files.iter().map(|f| f.oid.clone()).collect::<Vec<_>>();
+        assert_eq!(oids(again), oids(commit));
+
+        for (table, error) in [
+            (
+                "path = \"x-{j}\"\ncount = 2\nsize = 1",
+                "unknown placeholder {j}",
+            ),
+            ("path = \"x-{i/0}\"\ncount = 2\nsize = 1", "N > 0"),
+            ("path = \"x-{i\"\ncount = 2\nsize = 1", "not closed"),
+            ("path = \"x-{i:w}\"\ncount = 2\nsize = 1", "bad width"),
+            ("path = \"x-{i}\"\ncount = 2\nsize = [5, 4]", "is empty"),
+            ("path = \"x\"\ncount = 2\nsize = 1", "lists \"x\" twice"),
+        ] {
+            let text =
+                format!("id = \"a/b\"\n[[commits]]\nname = \"c\"\n[[commits.generate]]\n{table}\n");
+            fs::write(dir.join("rows.toml"), text).unwrap();
+            let message = format!("{:#}", Hub::load_dir(&dir).unwrap_err());
+            assert!(message.contains(error), "{table}: {message}");
+        }
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -149,6 +149,8 @@ impl LoggedRequest {
 /// JSON at `GET /_test/counts`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RequestCounts {
+    /// Every request on either origin.
+    pub requests: usize,
     /// Resolve requests ([`LoggedRequest::is_resolve`]), whatever their answer.
     pub resolves: usize,
     /// CDN requests answered `403` (a signed URL used for another range, or expired).
@@ -324,6 +326,7 @@ impl State {
         let count =
             |keep: &dyn Fn(&LoggedRequest) -> bool| log.entries.iter().filter(|r| keep(r)).count();
         RequestCounts {
+            requests: log.entries.len(),
             resolves: count(&|r| r.is_resolve()),
             refused: count(&|r| r.origin == Origin::Cdn && r.status == Some(403)),
             rate_limited: count(&|r| r.status == Some(429)),
@@ -840,8 +843,12 @@ fn tree(state: &State, request: &LoggedRequest, repo: &RepoInfo, rev: &str, sub:
             rest.is_some_and(|rest| recursive || !rest.contains('/'))
         })
         .collect();
-    let Ok(cursor) = param("cursor").map_or(Ok(0), |c| c.parse::<usize>()) else {
-        return Reply::hub_error(400, None, "Invalid cursor");
+    // The cursor is opaque, as the Hub's: the path of the previous page's last entry, in hex.
+    // A client can only learn it from the previous page's `Link`, never compute it ahead.
+    let cursor = match param("cursor").map(|c| decode_cursor(c)) {
+        None => 0,
+        Some(Some(last)) => entries.partition_point(|e| e.path.as_str() <= last.as_str()),
+        Some(None) => return Reply::hub_error(400, None, "Invalid cursor"),
     };
     let end = entries.len().min(cursor + state.options.page_size.max(1));
     let page: Vec<Value> = entries
@@ -875,12 +882,24 @@ fn tree(state: &State, request: &LoggedRequest, repo: &RepoInfo, rev: &str, sub:
             .split_once('?')
             .map(|(_, q)| q.split('&').filter(|p| !p.starts_with("cursor=")).collect())
             .unwrap_or_default();
-        let next = format!("cursor={end}");
+        let next = format!("cursor={}", hex(entries[end - 1].path.as_bytes()));
         query.push(&next);
         let url = format!("{}{}?{}", state.endpoint, request.path(), query.join("&"));
         reply = reply.header("Link", format!("<{url}>; rel=\"next\""));
     }
     reply
+}
+
+/// The path a tree page's cursor stands for.
+fn decode_cursor(cursor: &str) -> Option<String> {
+    if !cursor.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let bytes = (0..cursor.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok())
+        .collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
 }
 
 fn resolve(

@@ -250,6 +250,16 @@ fn tree_pages_follow_link_headers() {
     sorted.sort();
     sorted.dedup();
     assert_eq!(paths, sorted);
+
+    // The cursor is opaque, as the Hub's: an offset a client made up is refused.
+    let first = format!(
+        "{}/api/models/acme/many/tree/main?recursive=true",
+        hub.endpoint()
+    );
+    for made_up in ["7", "x7", "zz"] {
+        let reply = get(&format!("{first}&cursor={made_up}"));
+        assert_eq!(reply.status, 400, "cursor={made_up}");
+    }
 }
 
 #[test]
