@@ -25,7 +25,7 @@ mod write;
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 
@@ -151,7 +151,7 @@ impl Cache {
         &self,
         repo: &Repo,
         commit: &CommitId,
-    ) -> Result<Option<Vec<RepoFile>>, IoError> {
+    ) -> Result<Option<Vec<Arc<RepoFile>>>, IoError> {
         let path = self.tree_path(repo, commit);
         let Some(bytes) = read_capped(&path, TREE_BYTES, "read the file listing")? else {
             return Ok(None);

@@ -117,7 +117,7 @@ impl Cache {
                     .into_iter()
                     .map(|file| {
                         let etag = file.etag().to_owned();
-                        (file.path, etag)
+                        (file.path.clone(), etag)
                     })
                     .collect();
                 let mut listing = Listing {

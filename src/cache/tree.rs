@@ -4,6 +4,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -77,7 +78,7 @@ fn json_ascii(text: &str) -> String {
 /// The files of a `trees/<commit>.json`, checked as a listing from the Hub is; `None` if it is
 /// not one (another format version, an unsafe path, a bad hash). Read straight into the list, in
 /// the file's order (sorted by path): a dataset's tree may list a hundred thousand files.
-pub(super) fn parse_tree(text: &str) -> Option<Vec<RepoFile>> {
+pub(super) fn parse_tree(text: &str) -> Option<Vec<Arc<RepoFile>>> {
     /// `trees/<commit>.json`; `deny_unknown_fields` is left out: a later client may add some.
     #[derive(Deserialize)]
     struct TreeFile {
@@ -89,7 +90,7 @@ pub(super) fn parse_tree(text: &str) -> Option<Vec<RepoFile>> {
 }
 
 /// The `files` object, as a list; a file that does not check out fails the whole tree.
-struct Files(Vec<RepoFile>);
+struct Files(Vec<Arc<RepoFile>>);
 
 #[derive(Deserialize)]
 struct TreeEntry {
@@ -122,13 +123,13 @@ impl<'de> Deserialize<'de> for Files {
                     if !valid {
                         return Err(de::Error::custom("an entry that does not check out"));
                     }
-                    files.push(RepoFile {
+                    files.push(Arc::new(RepoFile {
                         path,
                         size: entry.size,
                         blob_id: entry.blob_id,
                         lfs_sha256: entry.lfs_sha256,
                         xet_hash: entry.xet_hash,
-                    });
+                    }));
                 }
                 Ok(Files(files))
             }
@@ -176,6 +177,7 @@ mod tests {
         assert_eq!(text, expected);
         let mut back = parse_tree(&text).expect("parses");
         back.sort_by(|x, y| x.path.cmp(&y.path));
+        let back: Vec<RepoFile> = back.iter().map(|file| RepoFile::clone(file)).collect();
         assert_eq!(back, files);
         assert_eq!(
             render(&[] as &[RepoFile]),

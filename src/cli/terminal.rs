@@ -180,8 +180,13 @@ impl Reporter for Terminal {
         if self.quiet {
             return;
         }
-        // Hidden by indicatif itself when stderr is not a terminal (or TERM=dumb).
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        // Hidden by indicatif itself when stderr is not a terminal (or TERM=dumb): then there is
+        // nothing to keep up to date.
+        let target = ProgressDrawTarget::stderr();
+        if target.is_hidden() {
+            return;
+        }
+        let multi = MultiProgress::with_draw_target(target);
         let total = multi.add(ProgressBar::new(bytes));
         total.set_style(
             ProgressStyle::with_template(
@@ -194,6 +199,8 @@ impl Reporter for Terminal {
         // --color nor all that anstream weighs (NO_COLOR, CLICOLOR, CLICOLOR_FORCE).
         total.set_prefix(verb("Downloading", stderr_has_colour()));
         total.set_message(files.to_string());
+        // One ticker thread redraws every line; one per file would cost a thread per file.
+        total.enable_steady_tick(Duration::from_millis(120));
         *self.live() = Some(Live {
             multi,
             total,
@@ -207,11 +214,10 @@ impl Reporter for Terminal {
         {
             let line = live.multi.add(ProgressBar::new_spinner());
             line.set_style(
-                ProgressStyle::with_template("{prefix:>12} {spinner} {wide_msg}")
+                ProgressStyle::with_template("{prefix:>12} {wide_msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
             line.set_message(name.to_owned());
-            line.enable_steady_tick(Duration::from_millis(120));
             live.files.push((name.to_owned(), line));
         }
     }

@@ -18,6 +18,8 @@ mod limits;
 mod transport;
 mod tree;
 
+use std::sync::Arc;
+
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use ureq::Body;
@@ -141,12 +143,12 @@ impl<'r> Hub<'r> {
         &self,
         repo: &Repo,
         commit: &CommitId,
-    ) -> Result<Vec<RepoFile>, HubError> {
+    ) -> Result<Vec<Arc<RepoFile>>, HubError> {
         self.tree(repo, commit)
             .map_err(|error| self.transport.redact(error))
     }
 
-    fn tree(&self, repo: &Repo, commit: &CommitId) -> Result<Vec<RepoFile>, HubError> {
+    fn tree(&self, repo: &Repo, commit: &CommitId) -> Result<Vec<Arc<RepoFile>>, HubError> {
         let what = format!("listing the files of `{}` at {commit}", repo.id);
         let mut url = format!(
             "{}/api/{}/{}/tree/{commit}?recursive=true&expand=false",
@@ -165,13 +167,12 @@ impl<'r> Hub<'r> {
             )?;
             let next = next_page(&response);
             let page = read_text(response, &url, &what)?;
-            files.extend(
-                parse_tree_page(&page).map_err(|message| HubError::InvalidResponse {
-                    what: what.clone(),
-                    url: strip_query(&url).to_owned(),
-                    message,
-                })?,
-            );
+            let page = parse_tree_page(&page).map_err(|message| HubError::InvalidResponse {
+                what: what.clone(),
+                url: strip_query(&url).to_owned(),
+                message,
+            })?;
+            files.extend(page.into_iter().map(Arc::new));
             match next {
                 // The next page must stay on the endpoint: it is sent the token.
                 Some(next) if origin_of(&next) == self.transport.origin => url = next,

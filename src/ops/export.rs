@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use camino::{Utf8Path, Utf8PathBuf};
@@ -145,7 +146,7 @@ struct RecordedFile {
 struct Job<'a> {
     model: &'a Model,
     commit: CommitId,
-    files: Vec<RepoFile>,
+    files: Vec<Arc<RepoFile>>,
     folder: Utf8PathBuf,
     record: Record,
 }

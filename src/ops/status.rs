@@ -2,6 +2,8 @@
 //! commit comes from the lock file when it has an entry for the model, else from the cache's
 //! `refs/` (as of the last sync); its file list from the cache's `trees/`.
 
+use std::sync::Arc;
+
 use camino::Utf8PathBuf;
 use serde::Serialize;
 
@@ -56,7 +58,7 @@ pub(super) fn selected_files(
     settings: &Settings,
     model: &Model,
     commit: &CommitId,
-) -> Result<Option<Vec<RepoFile>>, Error> {
+) -> Result<Option<Vec<Arc<RepoFile>>>, Error> {
     let Some(listing) = settings
         .cache
         .read_tree(&model.repo, commit)
@@ -89,13 +91,13 @@ pub fn status(options: &Options) -> Result<Vec<ModelStatus>, Error> {
                 ),
                 None => (None, None),
             };
-            let present = |file: &&RepoFile| {
+            let present = |file: &&Arc<RepoFile>| {
                 view.as_ref()
                     .is_some_and(|view| view.has_pointer(&file.path, file.etag()))
             };
             let (files, missing, size_on_disk) = match &selected {
                 Some(files) => {
-                    let here: Vec<&RepoFile> = files.iter().filter(present).collect();
+                    let here: Vec<&Arc<RepoFile>> = files.iter().filter(present).collect();
                     let size = here.iter().map(|file| file.size).sum();
                     (Some(files.len()), Some(files.len() - here.len()), size)
                 }

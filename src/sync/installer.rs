@@ -32,8 +32,9 @@ pub(crate) struct Staged {
 pub(crate) struct Installer<'a> {
     cache: &'a Cache,
     jobs: &'a [Job],
-    /// Blobs staged and not yet installed, at most: each holds its lock file open, and a process
-    /// may open only so many files. Workers wait when this many are staged.
+    /// Blobs staged and not yet installed (waiting or in the batch being installed), at most:
+    /// each holds its lock file open, and a process may open only so many files. Workers wait
+    /// when this many are staged.
     most: usize,
     queue: Mutex<Queue>,
     /// Something was staged, or the queue closed.
@@ -45,19 +46,54 @@ pub(crate) struct Installer<'a> {
 #[derive(Default)]
 struct Queue {
     staged: Vec<Staged>,
+    /// Staged and not yet installed: `staged` and the batch being installed.
+    holding: usize,
     /// No more will come.
     closed: bool,
     /// The jobs whose blob could not be installed, and why; the others were.
     failures: Vec<(usize, Error)>,
 }
 
+/// Files a worker may hold open at once: a socket, a lock, a partial file and a folder.
+const FILES_PER_WORKER: usize = 4;
+/// Files kept for everything else: standard streams, idle connections, listings.
+const RESERVED_FILES: usize = 64;
+
+/// How the files this process may open are shared between download workers and blobs waiting
+/// to be installed. A low limit (macOS starts processes at 256) means fewer workers, never
+/// "too many open files".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileBudget {
+    /// Download workers (at most the `-j` asked for).
+    pub(crate) workers: usize,
+    /// Blobs staged and not yet installed, at most.
+    pub(crate) staged: usize,
+}
+
+impl FileBudget {
+    /// The budget for `jobs` workers within this process's open-files limit.
+    pub(crate) fn for_jobs(jobs: usize) -> FileBudget {
+        FileBudget::within(open_files_limit(), jobs)
+    }
+
+    fn within(limit: usize, jobs: usize) -> FileBudget {
+        let available = limit.saturating_sub(RESERVED_FILES);
+        // Each worker also needs room for at least one staged blob.
+        let workers = jobs.min(available / (FILES_PER_WORKER + 1)).max(1);
+        FileBudget {
+            workers,
+            staged: available.saturating_sub(workers * FILES_PER_WORKER).max(1),
+        }
+    }
+}
+
 impl<'a> Installer<'a> {
-    /// An installer for `jobs`, keeping `spare` file descriptors free for the workers.
-    pub(crate) fn new(cache: &'a Cache, jobs: &'a [Job], spare: usize) -> Installer<'a> {
+    /// An installer for `jobs`, holding at most `most` staged blobs (see [`FileBudget`]).
+    pub(crate) fn new(cache: &'a Cache, jobs: &'a [Job], most: usize) -> Installer<'a> {
         Installer {
             cache,
             jobs,
-            most: open_files_limit().saturating_sub(spare).max(16),
+            most: most.max(1),
             queue: Mutex::default(),
             ready: Condvar::new(),
             room: Condvar::new(),
@@ -71,9 +107,10 @@ impl<'a> Installer<'a> {
     /// Hands a verified blob over; waits while too many are waiting.
     pub(crate) fn stage(&self, staged: Staged) {
         let mut queue = self.queue();
-        while queue.staged.len() >= self.most {
+        while queue.holding >= self.most {
             queue = self.room.wait(queue).unwrap_or_else(|e| e.into_inner());
         }
+        queue.holding += 1;
         queue.staged.push(staged);
         self.ready.notify_one();
     }
@@ -98,9 +135,13 @@ impl<'a> Installer<'a> {
                 }
                 std::mem::take(&mut queue.staged)
             };
-            self.room.notify_all();
+            let installed = batch.len();
             let failures = self.install(batch);
-            self.queue().failures.extend(failures);
+            let mut queue = self.queue();
+            queue.failures.extend(failures);
+            queue.holding -= installed;
+            drop(queue);
+            self.room.notify_all();
         }
     }
 
@@ -173,5 +214,27 @@ fn clone(error: &std::io::Error) -> std::io::Error {
     match error.raw_os_error() {
         Some(code) => std::io::Error::from_raw_os_error(code),
         None => std::io::Error::new(error.kind(), error.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_low_open_files_limit_means_fewer_workers() {
+        let roomy = FileBudget::within(65_536, 64);
+        assert_eq!(roomy.workers, 64);
+        assert_eq!(roomy.staged, 65_536 - 64 - 64 * 4);
+        // macOS's default: 192 files to share, 38 workers with one staged blob each, and more.
+        let mac = FileBudget::within(256, 64);
+        assert_eq!((mac.workers, mac.staged), (38, 40));
+        assert_eq!(
+            FileBudget::within(10, 64),
+            FileBudget {
+                workers: 1,
+                staged: 1
+            }
+        );
     }
 }

@@ -27,7 +27,7 @@ use crate::pool::run_parallel;
 use crate::repo::{CommitId, Repo, RepoFile};
 use crate::report::{Event, Reporter};
 use execute::{Job, Outcome, Transfer, install};
-use installer::Installer;
+use installer::{FileBudget, Installer};
 use plan::{Action, CacheView, ModelPlan, Resolved, merge_plans, plan_model};
 
 /// Default `-j`: connections open at once.
@@ -288,8 +288,17 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
 
     let mut report = SyncReport::default();
     let mut jobs: Vec<Job> = Vec::new();
+    // Two refs at one commit put the same file in two plans: one job for it. Only the files of
+    // such commits go in the set (one dataset alone may have a hundred thousand files).
+    let mut seen = HashSet::new();
+    let shared_commits: HashSet<_> = plans
+        .iter()
+        .map(|plan| (&plan.resolved.model.repo, &plan.resolved.commit))
+        .filter(|&commit| !seen.insert(commit))
+        .collect();
     let mut queued = HashSet::new();
     for plan in &plans {
+        let shared = shared_commits.contains(&(&plan.resolved.model.repo, &plan.resolved.commit));
         let name = plan.resolved.name();
         let repo = Arc::new(plan.resolved.model.repo.clone());
         let commit = Arc::new(plan.resolved.commit.clone());
@@ -317,13 +326,12 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
             HashSet::new()
         };
         for planned in &plan.files {
-            // Two refs at one commit put the same file in two plans: one job for it.
             let key = (
                 &plan.resolved.model.repo,
                 &plan.resolved.commit,
                 &planned.file.path,
             );
-            if planned.action == Action::Fresh || !queued.insert(key) {
+            if planned.action == Action::Fresh || (shared && !queued.insert(key)) {
                 continue;
             }
             jobs.push(Job {
@@ -336,7 +344,14 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     }
 
     let hub = client.hub();
-    let transfer = Transfer::new(settings.transfer, reporter);
+    let budget = FileBudget::for_jobs(settings.transfer.jobs);
+    let transfer = Transfer::new(
+        TransferOptions {
+            jobs: budget.workers,
+            ..settings.transfer
+        },
+        reporter,
+    );
     let (count, bytes) = plans
         .iter()
         .flat_map(|plan| plan.files_needing(Action::Download))
@@ -344,12 +359,11 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     if count > 0 {
         reporter.transfer_started(count, bytes);
     }
-    // Each worker may hold a socket, a lock, a partial file and a folder open.
-    let installer = Installer::new(cache, &jobs, 4 * settings.transfer.jobs + 64);
+    let installer = Installer::new(cache, &jobs, budget.staged);
     let indices: Vec<usize> = (0..jobs.len()).collect();
     let outcomes = std::thread::scope(|scope| {
         scope.spawn(|| installer.run());
-        let outcomes = run_parallel(&indices, settings.transfer.jobs, |&index| {
+        let outcomes = run_parallel(&indices, budget.workers, |&index| {
             // Boxed: a hundred thousand outcomes, nearly all `Ok`.
             install(hub, cache, &transfer, &installer, (index, &jobs[index])).map_err(Box::new)
         });
@@ -538,7 +552,7 @@ fn list_commits(
         // replaced, as one that is not there.
         match settings.cache.read_tree(&key.0, &key.1) {
             Ok(Some(files)) => {
-                listings.insert(key, files.into_iter().map(Arc::new).collect());
+                listings.insert(key, files);
             }
             Ok(None) if settings.offline => missing.push(format!(
                 "  {}: no file listing for {} in the cache (`{}`)",
@@ -563,7 +577,6 @@ fn list_commits(
     for ((repo, commit), answer) in to_fetch.iter().zip(answers) {
         match answer {
             Ok(files) => {
-                let files = files.into_iter().map(Arc::new).collect();
                 listings.insert((repo.clone(), commit.clone()), files);
             }
             Err(error) => failures.push(Error::from(error).for_model(format!("{repo}@{commit}"))),

@@ -76,6 +76,33 @@ fn a_sync_killed_at_any_moment_installs_no_blob_with_wrong_bytes() {
     );
 }
 
+#[test]
+fn a_sync_of_many_files_stays_within_a_low_open_files_limit() {
+    // Each blob waiting to be installed holds its lock file open: they must never add up to
+    // more files than the process may open, whatever the limit.
+    let (env, _fixtures) = many_files_env(2000);
+    let facehugger = env.std_cmd(&[]);
+    let output = Command::new("sh")
+        .args(["-c", "ulimit -n 150 && exec \"$0\" \"$@\""])
+        .arg(facehugger.get_program())
+        .args(facehugger.get_args())
+        .current_dir(env.project())
+        .env_clear()
+        .envs(
+            facehugger
+                .get_envs()
+                .filter_map(|(name, value)| Some((name, value?))),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(installed_blobs_match(&env), 2000);
+}
+
 /// `strace`, if this machine has it (CI installs it: there, a missing one fails the test).
 fn strace() -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {

@@ -366,6 +366,32 @@ fn a_blob_shared_by_two_revisions_is_downloaded_once() {
 }
 
 #[test]
+fn two_refs_at_one_commit_fetch_each_file_once() {
+    // In the fixture, main and refs/pr/1 name the same commit; their includes overlap.
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: [\"*.json\", \"sub/\"]\n  - repo: acme/tiny\n    ref: refs/pr/1\n    include: \"*.json\"\n");
+    let run = env.run(&[]).success();
+    let mut fetched: Vec<String> = env
+        .requests()
+        .iter()
+        .filter(|r| r.path().contains("/resolve/"))
+        .map(|r| r.path().to_owned())
+        .collect();
+    let count = fetched.len();
+    fetched.sort();
+    fetched.dedup();
+    assert_eq!(fetched.len(), count, "a file fetched twice: {fetched:?}");
+    let main = env.commit("model", "acme/tiny", "main");
+    assert_eq!(env.commit("model", "acme/tiny", "refs/pr/1"), main);
+    let snapshot = env
+        .repo_dir("models--acme--tiny")
+        .join(format!("snapshots/{main}"));
+    for path in ["config.json", "tokenizer.json", "sub/top.txt"] {
+        assert!(snapshot.join(path).is_file(), "{path}: {}", run.stderr);
+    }
+}
+
+#[test]
 fn version_and_help_answer() {
     let env = Env::new();
     let run = env.run(&["--version"]).success();
