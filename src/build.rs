@@ -61,7 +61,7 @@ use std::sync::{Arc, Mutex};
 
 use camino::Utf8PathBuf;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, without_links_warning};
 use crate::env::Env;
 use crate::error::Error;
 use crate::files::write_if_changed;
@@ -153,7 +153,7 @@ fn sync_with(env: &Env) -> Result<Vec<BuiltModel>, Error> {
     let lock = project.load_lock()?;
     let manifest = &project.manifest;
 
-    let cache = Cache::new(env.hub_cache());
+    let cache = Cache::new(env.hub_cache()).without_links(env.disable_symlinks());
     let offline = env.cargo_offline();
     let docs_rs = env.docs_rs();
     if lock.is_none() && !docs_rs && !manifest.models.is_empty() {
@@ -193,6 +193,11 @@ fn sync_with(env: &Env) -> Result<Vec<BuiltModel>, Error> {
             selection: None,
         };
         let report = sync::sync(&settings, &Quiet).map_err(|error| offline_hint(error, offline))?;
+        if !env.disable_symlinks_warning() {
+            for dir in cache.links_refused() {
+                println!("cargo::warning=facehugger: {}", without_links_warning(&dir));
+            }
+        }
         if settings.lock.is_some() {
             // So that `facehugger gc` keeps what this crate's lock pins. A registry that cannot
             // be written (a read-only home in a sandboxed build) is no reason to fail the build.

@@ -5,8 +5,9 @@
 //! |---|---|---|
 //! | `HF_ENDPOINT` | [`Env::endpoint`] | the Hub, default `https://huggingface.co` |
 //! | `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, `HF_TOKEN_PATH`, `HF_HUB_DISABLE_IMPLICIT_TOKEN` | [`Env::token`] | the token, first match wins |
-//! | `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME`, `HOME` | [`Env::hub_cache`] | the cache folder |
+//! | `HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME`, `HOME` (Windows: `USERPROFILE`, else `HOMEDRIVE` + `HOMEPATH`) | [`Env::hub_cache`] | the cache folder |
 //! | `HF_HUB_OFFLINE` | [`Env::offline`] | no network |
+//! | `HF_HUB_DISABLE_SYMLINKS`, `HF_HUB_DISABLE_SYMLINKS_WARNING` | [`Env::disable_symlinks`], [`Env::disable_symlinks_warning`] | snapshots of files, not links |
 //! | `HF_HUB_DOWNLOAD_TIMEOUT` | [`Env::download_timeout`] | longest silence on a connection |
 //! | `FACEHUGGER_BACKOFF_MS` | [`Env::backoff`] | first retry delay (for tests) |
 //! | `FACEHUGGER_GC_HOLD` | [`Env::gc_hold`] | a file `gc` makes once it has planned, and waits for it to go (for tests) |
@@ -92,24 +93,31 @@ impl Env {
         {
             return Some(token);
         }
-        let path = self
-            .set("HF_TOKEN_PATH")
-            .map(|path| self.expand(&path))
-            .unwrap_or_else(|| format!("{}/token", self.hf_home()));
-        let token = std::fs::read_to_string(path).ok()?;
+        let token = std::fs::read_to_string(self.token_path(Paths::NATIVE)).ok()?;
         let token = token.trim();
         (!token.is_empty()).then(|| token.to_owned())
     }
 
+    /// `HF_TOKEN_PATH`, default `$HF_HOME/token`, expanded.
+    fn token_path(&self, paths: Paths) -> String {
+        self.set("HF_TOKEN_PATH")
+            .map(|path| self.expand(&path, paths))
+            .unwrap_or_else(|| paths.join(&self.hf_home_in(paths), "token"))
+    }
+
     /// `$HF_HOME`, else `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`, expanded.
     pub fn hf_home(&self) -> String {
+        self.hf_home_in(Paths::NATIVE)
+    }
+
+    fn hf_home_in(&self, paths: Paths) -> String {
         match self.set("HF_HOME") {
-            Some(home) => self.expand(&home),
+            Some(home) => self.expand(&home, paths),
             None => {
                 let xdg = self
                     .set("XDG_CACHE_HOME")
-                    .unwrap_or_else(|| "~/.cache".to_owned());
-                self.expand(&format!("{xdg}/huggingface"))
+                    .unwrap_or_else(|| paths.join("~", ".cache"));
+                self.expand(&paths.join(&xdg, "huggingface"), paths)
             }
         }
     }
@@ -117,17 +125,30 @@ impl Env {
     /// The hub cache: `HF_HUB_CACHE`, else `HUGGINGFACE_HUB_CACHE`, else `$HF_HOME/hub`;
     /// `~` and `$VAR` expanded.
     pub fn hub_cache(&self) -> Utf8PathBuf {
-        let root = self
-            .set("HF_HUB_CACHE")
+        Utf8PathBuf::from(self.hub_cache_in(Paths::NATIVE))
+    }
+
+    fn hub_cache_in(&self, paths: Paths) -> String {
+        self.set("HF_HUB_CACHE")
             .or_else(|| self.set("HUGGINGFACE_HUB_CACHE"))
-            .map(|dir| self.expand(&dir))
-            .unwrap_or_else(|| format!("{}/hub", self.hf_home()));
-        Utf8PathBuf::from(root)
+            .map(|dir| self.expand(&dir, paths))
+            .unwrap_or_else(|| paths.join(&self.hf_home_in(paths), "hub"))
     }
 
     /// `HF_HUB_OFFLINE`: use no network.
     pub fn offline(&self) -> bool {
         self.flag("HF_HUB_OFFLINE")
+    }
+
+    /// `HF_HUB_DISABLE_SYMLINKS`: snapshots hold the files themselves, never links, as where
+    /// links cannot be made (Windows without Developer Mode).
+    pub fn disable_symlinks(&self) -> bool {
+        self.flag("HF_HUB_DISABLE_SYMLINKS")
+    }
+
+    /// `HF_HUB_DISABLE_SYMLINKS_WARNING`: no warning when links cannot be made.
+    pub fn disable_symlinks_warning(&self) -> bool {
+        self.flag("HF_HUB_DISABLE_SYMLINKS_WARNING")
     }
 
     /// `HF_HUB_DOWNLOAD_TIMEOUT` (whole seconds, default 10): the longest silence while reading.
@@ -168,9 +189,17 @@ impl Env {
         self.raw(name)
     }
 
-    /// Python's `expandvars(expanduser(path))`: a leading `~` becomes `$HOME`; `$NAME` and
-    /// `${NAME}` are replaced when set and left as they are when not.
-    pub(crate) fn expand(&self, path: &str) -> String {
+    /// Python's `expandvars(expanduser(path))`, as `posixpath` or `ntpath` does it.
+    fn expand(&self, path: &str, paths: Paths) -> String {
+        match paths {
+            Paths::Posix => self.expand_posix(path),
+            Paths::Windows => self.expand_windows(path),
+        }
+    }
+
+    /// `posixpath`: a leading `~` becomes `$HOME`; `$NAME` and `${NAME}` are replaced when set
+    /// and left as they are when not.
+    fn expand_posix(&self, path: &str) -> String {
         let path = match path.strip_prefix('~') {
             Some(rest) if rest.is_empty() || rest.starts_with('/') => match self.raw("HOME") {
                 Some(home) => format!("{home}{rest}"),
@@ -202,6 +231,123 @@ impl Env {
         }
         out.push_str(rest);
         out
+    }
+
+    /// `ntpath`: a leading `~` (then `\`, `/` or nothing) becomes `%USERPROFILE%`, else
+    /// `%HOMEDRIVE%%HOMEPATH%`; then `%NAME%`, `$NAME` and `${NAME}` are replaced when set and
+    /// left as they are when not, `%%` and `$$` stand for `%` and `$`, and nothing between
+    /// single quotes is replaced.
+    fn expand_windows(&self, path: &str) -> String {
+        let path = match path.strip_prefix('~') {
+            Some(rest) if rest.is_empty() || rest.starts_with(['/', '\\']) => {
+                let home = self.raw("USERPROFILE").or_else(|| {
+                    let home = self.raw("HOMEPATH")?;
+                    Some(format!(
+                        "{}{home}",
+                        self.raw("HOMEDRIVE").unwrap_or_default()
+                    ))
+                });
+                match home {
+                    Some(home) => format!("{home}{rest}"),
+                    None => path.to_owned(),
+                }
+            }
+            _ => path.to_owned(),
+        };
+        let mut out = String::with_capacity(path.len());
+        let mut rest = path.as_str();
+        // Each turn takes what `rest` starts with: quoted text, a variable, or one character.
+        while let Some(c) = rest.chars().next() {
+            let after = &rest[c.len_utf8()..];
+            let taken = match c {
+                '\'' => match after.find('\'') {
+                    Some(end) => {
+                        out.push_str(&rest[..end + 2]);
+                        end + 2
+                    }
+                    None => {
+                        out.push_str(rest);
+                        rest.len()
+                    }
+                },
+                '%' | '$' if after.starts_with(c) => {
+                    out.push(c);
+                    2
+                }
+                '%' => match after.find('%') {
+                    Some(end) => {
+                        self.push_var(&mut out, &after[..end], &rest[..end + 2]);
+                        end + 2
+                    }
+                    None => {
+                        out.push_str(rest);
+                        rest.len()
+                    }
+                },
+                '$' if after.starts_with('{') => match after.find('}') {
+                    Some(end) => {
+                        self.push_var(&mut out, &after[1..end], &rest[..end + 2]);
+                        end + 2
+                    }
+                    None => {
+                        out.push_str(rest);
+                        rest.len()
+                    }
+                },
+                '$' => {
+                    let end = after
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+                        .unwrap_or(after.len());
+                    self.push_var(&mut out, &after[..end], &rest[..end + 1]);
+                    end + 1
+                }
+                _ => {
+                    out.push(c);
+                    c.len_utf8()
+                }
+            };
+            rest = &rest[taken..];
+        }
+        out
+    }
+
+    /// Appends the variable's value, or `text` (how it was written) when it is not set.
+    fn push_var(&self, out: &mut String, name: &str, text: &str) {
+        match self.raw(name).filter(|_| !name.is_empty()) {
+            Some(value) => out.push_str(&value),
+            None => out.push_str(text),
+        }
+    }
+}
+
+/// How paths are written: as Python's `posixpath` or `ntpath` (Windows) write them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paths {
+    Posix,
+    Windows,
+}
+
+impl Paths {
+    /// This platform's.
+    const NATIVE: Paths = if cfg!(windows) {
+        Paths::Windows
+    } else {
+        Paths::Posix
+    };
+
+    /// `os.path.join(base, name)`: one separator between them.
+    fn join(self, base: &str, name: &str) -> String {
+        let separators: &[char] = match self {
+            Paths::Posix => &['/'],
+            Paths::Windows => &['/', '\\'],
+        };
+        if base.is_empty() || base.ends_with(separators) {
+            format!("{base}{name}")
+        } else if self == Paths::Windows {
+            format!("{base}\\{name}")
+        } else {
+            format!("{base}/{name}")
+        }
     }
 }
 
@@ -262,6 +408,44 @@ mod tests {
     }
 
     #[test]
+    fn on_windows_the_cache_is_found_as_ntpath_finds_it() {
+        let root = |pairs: &[(&str, &str)]| env(pairs).hub_cache_in(Paths::Windows);
+        let profile = ("USERPROFILE", r"C:\Users\me");
+        // HOME is not what Windows Python reads for `~`.
+        assert_eq!(
+            root(&[profile, ("HOME", "/h")]),
+            r"C:\Users\me\.cache\huggingface\hub"
+        );
+        assert_eq!(
+            root(&[("HOMEDRIVE", "D:"), ("HOMEPATH", r"\Users\you")]),
+            r"D:\Users\you\.cache\huggingface\hub"
+        );
+        assert_eq!(root(&[]), r"~\.cache\huggingface\hub");
+        assert_eq!(root(&[profile, ("HF_HOME", "~/hf")]), r"C:\Users\me/hf\hub");
+        assert_eq!(
+            root(&[("XDG_CACHE_HOME", r"E:\x\")]),
+            r"E:\x\huggingface\hub"
+        );
+        // %VAR%, $VAR and ${VAR}; unset ones and quoted text stay as written; %% and $$ escape.
+        let vars = [("LOCALAPPDATA", r"C:\L"), ("A-B", "dash")];
+        let hub = |value: &str| {
+            let mut pairs = vars.to_vec();
+            pairs.push(("HF_HUB_CACHE", value));
+            root(&pairs)
+        };
+        assert_eq!(hub(r"%LOCALAPPDATA%\hf"), r"C:\L\hf");
+        assert_eq!(hub(r"${LOCALAPPDATA}\$A-B"), r"C:\L\dash");
+        assert_eq!(hub(r"%UNSET%\${UNSET}\$UNSET"), r"%UNSET%\${UNSET}\$UNSET");
+        assert_eq!(
+            hub(r"'%LOCALAPPDATA%'\%%\$$\50%"),
+            r"'%LOCALAPPDATA%'\%\$\50%"
+        );
+        assert_eq!(hub("${LOCALAPPDATA"), "${LOCALAPPDATA");
+        let token = env(&[profile]).token_path(Paths::Windows);
+        assert_eq!(token, r"C:\Users\me\.cache\huggingface\token");
+    }
+
+    #[test]
     fn the_token_comes_from_the_reference_clients_sources() {
         let token = |pairs: &[(&str, &str)]| env(pairs).token();
         assert_eq!(
@@ -306,6 +490,15 @@ mod tests {
         assert_eq!(none.download_timeout(), Duration::from_secs(10));
         assert_eq!(none.backoff(), Duration::from_secs(1));
         assert!(!none.docs_rs());
+        assert!(!none.disable_symlinks());
+        assert!(!none.disable_symlinks_warning());
+        let links = env(&[
+            ("HF_HUB_DISABLE_SYMLINKS", "On"),
+            ("HF_HUB_DISABLE_SYMLINKS_WARNING", "true"),
+        ]);
+        assert!(links.disable_symlinks());
+        assert!(links.disable_symlinks_warning());
+        assert!(!env(&[("HF_HUB_DISABLE_SYMLINKS", "2")]).disable_symlinks());
         assert_eq!(format!("{none:?}"), "Env");
     }
 }

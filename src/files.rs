@@ -5,11 +5,12 @@ use std::collections::hash_map::RandomState;
 use std::fs::{self, File, OpenOptions};
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
 use camino::{Utf8Path, Utf8PathBuf};
+
+use crate::platform::{self, open_no_follow, remove_file, rename};
 
 /// A file-system operation that failed, with what was being done and to which path.
 #[derive(Debug, thiserror::Error)]
@@ -80,14 +81,6 @@ pub(crate) fn refuse_link(path: &Utf8Path, action: &'static str) -> Result<(), I
     }
 }
 
-/// Options that open a file only if it is not a symbolic link: a link planted by someone else
-/// is refused, not followed. (Unix only: elsewhere callers check with `symlink_metadata` first.)
-pub(crate) fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
-    #[cfg(unix)]
-    options.custom_flags(libc::O_NOFOLLOW);
-    options
-}
-
 /// Opens a file the cache keeps, to read it: never through a symbolic link, and only a regular
 /// file (a FIFO would block the open, a device such as `/dev/zero` would never end). A missing
 /// file is `NotFound`, for callers to whom that is no error.
@@ -95,13 +88,7 @@ pub(crate) fn open_regular(path: &Utf8Path) -> io::Result<File> {
     // Checked first for a clear message; O_NOFOLLOW and the check on what was opened close the
     // window in which the path could be swapped.
     check_regular(&fs::symlink_metadata(path)?)?;
-    let mut options = OpenOptions::new();
-    options.read(true);
-    // O_NONBLOCK: should a FIFO be swapped in after the check, the open does not wait for a
-    // writer (it changes nothing for a regular file).
-    #[cfg(unix)]
-    options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    let file = options.open(path)?;
+    let file = open_no_follow(OpenOptions::new().read(true), path)?;
     check_regular(&file.metadata()?)?;
     Ok(file)
 }
@@ -179,10 +166,7 @@ pub(crate) fn write_atomically_with(
     let parent = parent_of(path);
     fs::create_dir_all(parent).map_err(|err| IoError::new("create the folder", parent, err))?;
     let temp = unique_sibling(path, "tmp");
-    let result = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
+    let result = platform::with_mode(OpenOptions::new().write(true).create_new(true), mode)
         .open(&temp)
         .and_then(|file| {
             let mut out = io::BufWriter::new(file);
@@ -191,9 +175,9 @@ pub(crate) fn write_atomically_with(
                 .map_err(io::IntoInnerError::into_error)?
                 .sync_all()
         })
-        .and_then(|()| fs::rename(&temp, path));
+        .and_then(|()| rename(&temp, path));
     result.map_err(|err| {
-        let _ = fs::remove_file(&temp);
+        let _ = remove_file(&temp);
         IoError::new("write", path, err)
     })
 }

@@ -47,6 +47,7 @@ mod lock;
 mod manifest;
 pub mod ops;
 mod patterns;
+mod platform;
 mod pool;
 mod project;
 mod registry;

@@ -129,7 +129,7 @@ impl Registry {
         if stored.entry.lock.exists() {
             return Ok(());
         }
-        match fs::remove_file(&stored.file) {
+        match crate::platform::remove_file(&stored.file) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
                 Err(IoError::new("forget the registry entry", &stored.file, err))
             }

@@ -11,6 +11,10 @@
 //!     snapshots/<commit>/sub/x -> ../../../blobs/<etag>   relative symlinks
 //!     trees/<commit>.json                        the whole commit's file listing
 //! ```
+//! Where symbolic links cannot be made (Windows without Developer Mode, a FAT drive) or
+//! `HF_HUB_DISABLE_SYMLINKS` is set, the snapshot holds the files themselves, as the reference
+//! client lays it out then: a downloaded blob is moved into the snapshot (so `blobs/` stays
+//! empty), one already in `blobs/` is copied. Every read here accepts both layouts.
 //! Paths are pure functions of the repo, commit, ref, etag and file path (this module), and so
 //! are the reads; [`write`] writes every file under a unique temporary name and renames it into
 //! place, so a crash never leaves a half-written ref, tree or blob where a reader would take it
@@ -30,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
 
 use crate::files::{IoError, open_regular, parent_of, read_capped};
+use crate::platform::LINK_SEPARATOR;
 use crate::repo::{CommitId, Repo, RepoFile, is_lower_hex};
 pub(crate) use remove::{Footprint, Removal};
 pub(crate) use scan::{Pointee, RepoScan, RevisionScan, Usage};
@@ -56,11 +61,19 @@ pub(crate) struct Cache {
     /// thousands of files does not check the same folders thousands of times. A clone starts
     /// afresh: `sync` works on one, so that what it remembers lasts one run.
     checked_dirs: Mutex<HashSet<Utf8PathBuf>>,
+    /// `HF_HUB_DISABLE_SYMLINKS`: the files themselves in snapshots, never links.
+    links_disabled: bool,
+    /// Whether symbolic links can be made, per repo folder, probed once per process as the
+    /// reference client does (shared by clones: the answer does not change).
+    links_work: Arc<Mutex<HashMap<Utf8PathBuf, bool>>>,
 }
 
 impl Clone for Cache {
     fn clone(&self) -> Cache {
-        Cache::new(self.root.clone())
+        Cache {
+            links_work: Arc::clone(&self.links_work),
+            ..Cache::new(self.root.clone()).without_links(self.links_disabled)
+        }
     }
 }
 
@@ -78,6 +91,17 @@ impl Cache {
         Cache {
             root: root.into(),
             checked_dirs: Mutex::default(),
+            links_disabled: false,
+            links_work: Arc::default(),
+        }
+    }
+
+    /// This cache, with snapshots made of the files themselves rather than links when
+    /// `disabled` (`HF_HUB_DISABLE_SYMLINKS`).
+    pub(crate) fn without_links(self, disabled: bool) -> Cache {
+        Cache {
+            links_disabled: disabled,
+            ..self
         }
     }
 
@@ -261,9 +285,9 @@ pub(crate) struct SnapshotView {
 /// A snapshot entry, as read without following it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Entry {
-    /// A regular file: the content itself, as the reference client leaves it where links are
-    /// off (`HF_HUB_DISABLE_SYMLINKS`, Windows without developer mode).
-    File,
+    /// A regular file of this many bytes: the content itself, as the reference client leaves
+    /// it where links are off (`HF_HUB_DISABLE_SYMLINKS`, Windows without developer mode).
+    File(u64),
     /// A symbolic link (where it points is read on demand: [`SnapshotView::link_target`]).
     Link,
     /// A folder, or anything else.
@@ -282,14 +306,17 @@ impl SnapshotView {
         Some(target.to_string_lossy().into_owned())
     }
 
-    /// True if `path` is in the snapshot and leads to content: a regular file, or a link while
-    /// the blob of its `etag` is there. Where a link points is not read (a `readlink` per file
-    /// would cost a no-op sync of a 100,000-file dataset a tenth of a second): facehugger and
-    /// the reference client link a file only to its blob, and `verify` reads each link.
-    pub(crate) fn has_pointer(&self, path: &str, etag: &str) -> bool {
-        match self.entries.get(path) {
-            Some(Entry::File) => true,
-            Some(Entry::Link) => self.has_blob(etag),
+    /// True if the file is in the snapshot and leads to content: a regular file of its size,
+    /// or a link while the blob of its etag is there. Where a link points is not read (a
+    /// `readlink` per file would cost a no-op sync of a 100,000-file dataset a tenth of a
+    /// second): facehugger and the reference client link a file only to its blob, and `verify`
+    /// reads each link. A regular file is not hashed either (`verify` does that), as the
+    /// reference client trusts any file there; its size is checked, which costs nothing more
+    /// than the listing, and catches a copy cut short by someone else.
+    pub(crate) fn has_pointer(&self, file: &RepoFile) -> bool {
+        match self.entries.get(&file.path) {
+            Some(Entry::File(size)) => *size == file.size,
+            Some(Entry::Link) => self.has_blob(file.etag()),
             Some(Entry::Other) | None => false,
         }
     }
@@ -346,7 +373,11 @@ fn list_tree(dir: &Utf8Path, prefix: &str, found: &mut HashMap<String, Entry>) {
         } else if kind.is_symlink() {
             Entry::Link
         } else if kind.is_file() {
-            Entry::File
+            // Free on Windows (the listing carries it); a `stat` on Unix, where such files are
+            // only found with HF_HUB_DISABLE_SYMLINKS.
+            entry
+                .metadata()
+                .map_or(Entry::Other, |meta| Entry::File(meta.len()))
         } else {
             Entry::Other
         };
@@ -394,6 +425,20 @@ fn lexical(path: &Utf8Path) -> Option<Utf8PathBuf> {
     Some(out)
 }
 
+/// What to tell the user when symbolic links cannot be made in a repo folder `dir`, as the
+/// reference client warns then.
+pub(crate) fn without_links_warning(dir: &Utf8Path) -> String {
+    let how = if cfg!(windows) {
+        " (Windows allows them in Developer Mode, or to an elevated process)"
+    } else {
+        ""
+    };
+    format!(
+        "symbolic links cannot be made in `{dir}`{how}: its snapshots hold copies of the files, \
+         which takes more disk; HF_HUB_DISABLE_SYMLINKS_WARNING=1 hides this warning"
+    )
+}
+
 /// The record of finished chunks beside a partial download: `<etag>.<8hex>.chunks.incomplete`,
 /// so that `hf cache prune` (which removes `*.incomplete`) cleans it up too.
 const CHUNKS_SUFFIX: &str = ".chunks.incomplete";
@@ -407,10 +452,20 @@ pub(crate) fn chunk_record_path(temp: &Utf8Path) -> Utf8PathBuf {
     Utf8PathBuf::from(format!("{base}{CHUNKS_SUFFIX}"))
 }
 
-/// `../` once per folder between the pointer and the repo folder, then `blobs/<etag>`.
+/// `../` once per folder between the pointer and the repo folder, then `blobs/<etag>`; with
+/// `\` on Windows, as the reference client writes its links there.
 pub(crate) fn relative_blob_target(path: &str, etag: &str) -> String {
     let depth = 2 + path.matches('/').count();
-    format!("{}blobs/{etag}", "../".repeat(depth))
+    let up = format!("..{LINK_SEPARATOR}");
+    format!("{}blobs{LINK_SEPARATOR}{etag}", up.repeat(depth))
+}
+
+/// Whether a snapshot link's text leads to the blob of `etag` from `path`: exactly
+/// [`relative_blob_target`], or on Windows the same with `/` (which Windows also reads as a
+/// separator, and other tools may write).
+pub(crate) fn links_to_blob(path: &str, etag: &str, target: &str) -> bool {
+    let expected = relative_blob_target(path, etag);
+    target == expected || (cfg!(windows) && target.replace('/', "\\") == expected)
 }
 
 #[cfg(test)]
@@ -422,10 +477,22 @@ mod tests {
 
     #[test]
     fn snapshot_links_climb_to_the_repo_folder() {
-        assert_eq!(relative_blob_target("config.json", "e"), "../../blobs/e");
+        let native = |target: &str| target.replace('/', LINK_SEPARATOR);
+        assert_eq!(
+            relative_blob_target("config.json", "e"),
+            native("../../blobs/e")
+        );
         assert_eq!(
             relative_blob_target("sub/dir/x", "e"),
-            "../../../../blobs/e"
+            native("../../../../blobs/e")
+        );
+        assert!(links_to_blob("sub/x", "e", &native("../../../blobs/e")));
+        assert!(!links_to_blob("sub/x", "e", &native("../../blobs/e")));
+        // Windows reads `/` as a separator too; Unix file names may hold `\`.
+        assert!(links_to_blob("sub/x", "e", "../../../blobs/e"));
+        assert_eq!(
+            links_to_blob("sub/x", "e", "..\\..\\..\\blobs\\e"),
+            cfg!(windows)
         );
     }
 
@@ -460,7 +527,19 @@ mod tests {
     }
 
     fn symlink(target: impl AsRef<std::path::Path>, at: &Utf8Path) {
-        std::os::unix::fs::symlink(target, at).unwrap();
+        let target = target.as_ref().to_str().unwrap();
+        crate::platform::symlink_file(target, at).unwrap();
+    }
+
+    /// A file of the listing: `size` bytes, blob `etag`.
+    fn listed(path: &str, etag: &str, size: u64) -> RepoFile {
+        RepoFile {
+            path: path.to_owned(),
+            size,
+            blob_id: "0".repeat(40),
+            lfs_sha256: Some(etag.to_owned()),
+            xet_hash: None,
+        }
     }
 
     #[test]
@@ -485,27 +564,29 @@ mod tests {
         symlink(dir.path().join("outside"), &snapshot.join("outside.bin"));
 
         let view = cache.snapshot_view(&repo, &commit);
-        assert!(view.has_pointer("sub/deeper/model.bin", &there));
-        assert!(!view.has_pointer("dangling.bin", &gone));
+        let has = |path: &str, etag: &str| view.has_pointer(&listed(path, etag, 1));
+        assert!(has("sub/deeper/model.bin", &there));
+        assert!(!has("dangling.bin", &gone));
         // Where a link points is not read to plan a sync (verify reads it): a link counts while
         // the blob of its file is there.
         for odd in ["shallow.bin", "swapped.bin", "outside.bin"] {
-            assert!(view.has_pointer(odd, &there), "{odd}");
+            assert!(has(odd, &there), "{odd}");
         }
-        // A file where links are off is the content itself.
-        assert!(view.has_pointer("plain.txt", &gone));
-        assert!(!view.has_pointer("missing", &there));
+        // A file where links are off is the content itself, if it has the listed size.
+        assert!(has("plain.txt", &gone));
+        assert!(!view.has_pointer(&listed("plain.txt", &gone, 2)));
+        assert!(!has("missing", &there));
         // A folder is not a file of the snapshot.
-        assert!(!view.has_pointer("sub", &there));
+        assert!(!has("sub", &there));
         assert_eq!(view.entry("swapped.bin"), Some(&Entry::Link));
         assert_eq!(
             view.link_target("swapped.bin").as_deref(),
             Some(format!("../../blobs/{other}").as_str())
         );
-        assert_eq!(view.entry("plain.txt"), Some(&Entry::File));
+        assert_eq!(view.entry("plain.txt"), Some(&Entry::File(1)));
         assert_eq!(view.entry("sub"), Some(&Entry::Other));
         let empty = cache.snapshot_view(&repo, &CommitId::parse(&"e".repeat(40)).unwrap());
-        assert!(!empty.has_pointer("sub/deeper/model.bin", &there));
+        assert!(!empty.has_pointer(&listed("sub/deeper/model.bin", &there, 1)));
     }
 
     #[test]
@@ -561,6 +642,8 @@ mod tests {
         );
     }
 
+    // `/dev/zero`: a file that never ends.
+    #[cfg(unix)]
     #[test]
     fn refs_and_trees_are_read_without_following_links_and_within_bounds() {
         let (cache, repo, commit, dir) = fixture();

@@ -26,7 +26,8 @@ use super::Cache;
 use super::remove_partial;
 use super::scan::{Listing, Pointee};
 use super::shared::SharedStore;
-use crate::files::{IoError, no_follow, unique_sibling};
+use crate::files::{IoError, unique_sibling};
+use crate::platform::{open_no_follow, remove_dir, remove_dir_all, remove_file, rename};
 use crate::repo::{CommitId, Repo, is_lower_hex};
 
 /// Trash folders in a repo folder start with this (`.facehugger-gc.<8 hex>.trash`).
@@ -198,7 +199,7 @@ impl Cache {
             rename_if_there(&snapshot, &moved, "remove the snapshot")?;
             remove_file_if_there(&self.tree_path(repo, commit), "remove the file list")?;
             let no_exist = dir.join(".no_exist").join(commit.as_str());
-            match fs::remove_dir_all(&no_exist) {
+            match remove_dir_all(&no_exist) {
                 Err(err) if err.kind() != io::ErrorKind::NotFound => {
                     return Err(IoError::new("remove", &no_exist, err));
                 }
@@ -208,7 +209,7 @@ impl Cache {
         if removal.everything {
             for sub in ["trees", ".no_exist"] {
                 let path = dir.join(sub);
-                match fs::remove_dir_all(&path) {
+                match remove_dir_all(&path) {
                     Err(err) if err.kind() != io::ErrorKind::NotFound => {
                         return Err(IoError::new("remove", &path, err));
                     }
@@ -260,7 +261,7 @@ impl Cache {
         remove_file_if_there(&path, "remove the ref")?;
         let refs = self.repo_dir(repo).join("refs");
         for parent in path.ancestors().skip(1) {
-            if parent == refs || !parent.starts_with(&refs) || fs::remove_dir(parent).is_err() {
+            if parent == refs || !parent.starts_with(&refs) || remove_dir(parent).is_err() {
                 break;
             }
         }
@@ -292,7 +293,7 @@ impl Cache {
         .add(&self.repo_dir(repo).join("snapshots"), "");
         linked.extend(files.into_iter().filter_map(|pointee| match pointee {
             Pointee::Blob(name) => Some(name),
-            Pointee::Other(_) => None,
+            Pointee::File(_) | Pointee::Other(_) => None,
         }));
         let trashed_blobs = trash.join("blobs");
         let mut names: Vec<String> = fs::read_dir(&trashed_blobs)
@@ -309,7 +310,7 @@ impl Cache {
             let live = blobs.join(&name);
             let live_there = fs::symlink_metadata(&live).is_ok();
             if linked.contains(&name) && !live_there {
-                fs::rename(&trashed, &live)
+                rename(&trashed, &live)
                     .map_err(|err| IoError::new("put back the blob", &live, err))?;
                 removed.restored += 1;
                 continue;
@@ -327,13 +328,14 @@ impl Cache {
             } else {
                 removed.freed += meta.len();
             }
-            fs::remove_file(&trashed)
-                .map_err(|err| IoError::new("remove the blob", &trashed, err))?;
+            remove_file(&trashed).map_err(|err| IoError::new("remove the blob", &trashed, err))?;
             if !live_there && !partials.contains(&name) {
                 remove_file_if_there(&self.lock_path(repo, &name), "remove the lock file")?;
             }
         }
-        fs::remove_dir_all(trash).map_err(|err| IoError::new("remove the trash", trash, err))
+        // Where links are off, the snapshots held the files themselves: freed now.
+        removed.freed += file_bytes(&trash.join("snapshots"));
+        remove_dir_all(trash).map_err(|err| IoError::new("remove the trash", trash, err))
     }
 
     /// Removes the repo folder if nothing but empty folders is left in it, then its folder of
@@ -351,9 +353,7 @@ impl Cache {
             .flatten()
             .filter_map(|entry| {
                 let path = locks.join(entry.file_name().into_string().ok()?);
-                let file = no_follow(OpenOptions::new().read(true).write(true))
-                    .open(&path)
-                    .ok()?;
+                let file = open_no_follow(OpenOptions::new().read(true).write(true), &path).ok()?;
                 file.try_lock().ok()?;
                 Some((path, file))
             })
@@ -362,7 +362,7 @@ impl Cache {
             remove_file_if_there(path, "remove the lock file")?;
         }
         drop(free_locks);
-        let _ = fs::remove_dir(&locks);
+        let _ = remove_dir(&locks);
         Ok(())
     }
 }
@@ -381,7 +381,7 @@ fn parent_dir_of(path: &Utf8Path) -> Utf8PathBuf {
 
 /// Renames `from` to `to`; `Ok(false)` if `from` is not there.
 fn rename_if_there(from: &Utf8Path, to: &Utf8Path, action: &'static str) -> Result<bool, IoError> {
-    match fs::rename(from, to) {
+    match rename(from, to) {
         Ok(()) => Ok(true),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(IoError::new(action, from, err)),
@@ -389,10 +389,26 @@ fn rename_if_there(from: &Utf8Path, to: &Utf8Path, action: &'static str) -> Resu
 }
 
 fn remove_file_if_there(path: &Utf8Path, action: &'static str) -> Result<(), IoError> {
-    match fs::remove_file(path) {
+    match remove_file(path) {
         Err(err) if err.kind() != io::ErrorKind::NotFound => Err(IoError::new(action, path, err)),
         _ => Ok(()),
     }
+}
+
+/// The bytes of the regular files under `dir` (links are not followed, nor counted).
+fn file_bytes(dir: &Utf8Path) -> u64 {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(
+            |entry| match (entry.file_type(), entry.file_name().into_string()) {
+                (Ok(kind), Ok(name)) if kind.is_dir() => file_bytes(&dir.join(name)),
+                (Ok(kind), _) if kind.is_file() => entry.metadata().map_or(0, |meta| meta.len()),
+                _ => 0,
+            },
+        )
+        .sum()
 }
 
 /// True if `dir` is a real folder holding nothing but (nested) empty folders.
@@ -421,7 +437,7 @@ fn remove_empty_folders(dir: &Utf8Path) -> Result<(), IoError> {
             remove_empty_folders(&dir.join(name))?;
         }
     }
-    match fs::remove_dir(dir) {
+    match remove_dir(dir) {
         Ok(()) => Ok(()),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
         // Not empty any more: someone is using the repo again.

@@ -49,8 +49,11 @@ pub(crate) struct RevisionScan {
 pub(crate) enum Pointee {
     /// A link to `<repo>/blobs/<name>` (one hop: the blob may itself link into the shared store).
     Blob(String),
-    /// Anything else: a plain file in the snapshot (a cache without links), or a link that leads
-    /// outside the repo's blobs. Counted, never removed on its own.
+    /// The snapshot file itself, a regular file: the content, in a cache without links
+    /// (`HF_HUB_DISABLE_SYMLINKS`, Windows without Developer Mode). It goes with its snapshot.
+    File(Utf8PathBuf),
+    /// Anything else: a link that leads outside the repo's blobs (resolved), or something else
+    /// than a file. Counted, never removed on its own.
     Other(Utf8PathBuf),
 }
 
@@ -264,6 +267,8 @@ impl Listing<'_> {
                     continue;
                 };
                 self.found.push(pointee(self.blobs, dir, &target));
+            } else if kind.is_file() {
+                self.found.push(Pointee::File(path));
             } else {
                 self.found.push(Pointee::Other(path));
             }
@@ -365,6 +370,10 @@ mod tests {
                 .files
                 .contains(&Pointee::Blob("e2".into()))
         );
+        // The file itself, where links are off.
+        assert!(scan.revisions[1].files.contains(&Pointee::File(
+            repo_dir.join("snapshots").join(&two).join("plain")
+        )));
         assert_eq!(
             scan.trash,
             vec![repo_dir.join(".facehugger-gc.0000000b.trash")]

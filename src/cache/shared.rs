@@ -21,7 +21,8 @@ use std::io::{self, Write};
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::scan::normalize;
-use crate::files::{IoError, no_follow, unique_sibling};
+use crate::files::{IoError, unique_sibling};
+use crate::platform::{open_no_follow, remove_file, rename, set_mode};
 use crate::repo::{Repo, is_lower_hex};
 
 /// The store's folder, at the cache root.
@@ -140,14 +141,14 @@ impl SharedStore {
         let path = self
             .lock_path(hash)
             .ok_or_else(|| invalid_hash(&self.dir(), hash))?;
-        let file = no_follow(
+        let file = open_no_follow(
             OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false),
+            &path,
         )
-        .open(&path)
         .map_err(|err| IoError::new("open the shared blob lock", &path, err))?;
         let regular = file.metadata().is_ok_and(|meta| meta.is_file());
         if !regular {
@@ -246,13 +247,13 @@ impl StoreLock<'_> {
             let error = io::Error::other(format!("`{reference}` is not a repo blob path"));
             return Err(IoError::new("add a reference to", &path, error));
         }
-        let result = no_follow(OpenOptions::new().append(true).create(true))
-            .open(&path)
-            .and_then(|mut file| {
+        let result = open_no_follow(OpenOptions::new().append(true).create(true), &path).and_then(
+            |mut file| {
                 share_with_everyone(&file);
                 file.write_all(format!("{reference}\n").as_bytes())?;
                 file.sync_all()
-            });
+            },
+        );
         result.map_err(|err| IoError::new("add a reference to", &path, err))
     }
 
@@ -285,10 +286,10 @@ impl StoreLock<'_> {
         }
         let freed = self.store.payload_size(&self.hash);
         if freed > 0 || fs::symlink_metadata(&payload).is_ok_and(|meta| meta.is_file()) {
-            fs::remove_file(&payload)
+            remove_file(&payload)
                 .map_err(|err| IoError::new("remove the shared blob", &payload, err))?;
         }
-        match fs::remove_file(&manifest) {
+        match remove_file(&manifest) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
                 return Err(IoError::new(
                     "remove the shared blob manifest",
@@ -317,29 +318,22 @@ fn is_reference_line(line: &str) -> bool {
 /// Replaces the manifest atomically (a unique temporary file, flushed, then renamed), mode 0666.
 fn replace_manifest(path: &Utf8Path, text: &str) -> Result<(), IoError> {
     let temp = unique_sibling(path, "tmp");
-    let result = no_follow(OpenOptions::new().write(true).create_new(true))
-        .open(&temp)
+    let result = open_no_follow(OpenOptions::new().write(true).create_new(true), &temp)
         .and_then(|mut file| {
             share_with_everyone(&file);
             file.write_all(text.as_bytes())?;
             file.sync_all()
         })
-        .and_then(|()| fs::rename(&temp, path));
+        .and_then(|()| rename(&temp, path));
     result.map_err(|err| {
-        let _ = fs::remove_file(&temp);
+        let _ = remove_file(&temp);
         IoError::new("rewrite the shared blob manifest", path, err)
     })
 }
 
 /// Mode 0666 whatever the umask: the store's locks and manifests serve every user of the cache.
 fn share_with_everyone(file: &File) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = file.set_permissions(fs::Permissions::from_mode(0o666));
-    }
-    #[cfg(not(unix))]
-    let _ = file;
+    let _ = set_mode(file, 0o666);
 }
 
 fn invalid_hash(dir: &Utf8Path, hash: &str) -> IoError {
@@ -356,8 +350,12 @@ fn invalid_hash(dir: &Utf8Path, hash: &str) -> IoError {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
+    use crate::platform::symlink_file;
     use crate::repo::RepoType;
-    use std::os::unix::fs::symlink;
+
+    fn symlink(target: String, link: impl AsRef<std::path::Path>) -> std::io::Result<()> {
+        symlink_file(&target, link)
+    }
 
     /// A cache with a marked store and `repos` linking `blobs/e` to one payload.
     fn store_with(dir: &Utf8Path, hash: &str, repos: &[&Repo]) -> SharedStore {

@@ -1,17 +1,21 @@
 //! Writing to the cache: refs, trees and snapshot links replaced atomically, blobs installed
-//! under the reference client's lock, folders created but never through a symbolic link.
+//! under the reference client's lock, folders created but never through a symbolic link. Where
+//! links cannot be made, snapshots get the files themselves, as the reference client does.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::tree;
 use super::{CACHEDIR_TAG, CHUNKS_SUFFIX, Cache, chunk_record_path, relative_blob_target};
 use crate::files::{
-    IoError, no_follow, parent_of, refuse_link, unique_sibling, write_atomically,
-    write_atomically_with, writing,
+    IoError, parent_of, refuse_link, unique_sibling, write_atomically, write_atomically_with,
+    writing,
+};
+use crate::platform::{
+    made_link, open_no_follow, remove_dir_all, remove_file, rename, set_mode, symlink_file,
+    with_mode,
 };
 use crate::repo::{CommitId, Repo, RepoFile};
 
@@ -72,7 +76,9 @@ impl Cache {
     }
 
     /// Makes `snapshots/<commit>/<path>` a relative symlink to `blobs/<etag>`, replacing whatever
-    /// was there.
+    /// was there. Where links cannot be made, copies the blob there instead (the reference
+    /// client's layout without links: it cannot know whether another snapshot still needs the
+    /// blob, so it does not move it). Call it holding the blob's lock.
     pub(crate) fn link(
         &self,
         repo: &Repo,
@@ -81,32 +87,119 @@ impl Cache {
         etag: &str,
     ) -> Result<(), IoError> {
         let pointer = self.pointer_path(repo, commit, path);
-        let target = relative_blob_target(path, etag);
-        let _writing = writing();
         let parent = parent_of(&pointer);
         self.create_dirs(&self.repo_dir(repo), parent, "create the snapshot folder")?;
+        if !self.links_work(repo)? {
+            return self.copy_blob(repo, etag, &pointer);
+        }
+        let target = relative_blob_target(path, etag);
+        let _writing = writing();
         // Most pointers are new: made in place, in one call.
-        match std::os::unix::fs::symlink(target.as_str(), &pointer) {
+        match symlink_file(&target, &pointer) {
             Ok(()) => return Ok(()),
             Err(err) if err.kind() != io::ErrorKind::AlreadyExists => {
                 return Err(IoError::new("create the snapshot link", &pointer, err));
             }
             Err(_) => {}
         }
-        if let Ok(existing) = fs::read_link(&pointer)
-            && existing.as_os_str() == target.as_str()
-        {
+        if made_link(&pointer, &target) {
             return Ok(());
         }
         // Something else is there: link under a unique name, then rename over it, atomic, with
         // no moment without a pointer.
         let temp = unique_sibling(&pointer, "tmp");
-        std::os::unix::fs::symlink(target.as_str(), &temp)
+        symlink_file(&target, &temp)
             .map_err(|err| IoError::new("create the snapshot link", &temp, err))?;
-        fs::rename(&temp, &pointer).map_err(|err| {
-            let _ = fs::remove_file(&temp);
+        rename(&temp, &pointer).map_err(|err| {
+            let _ = remove_file(&temp);
             IoError::new("create the snapshot link", &pointer, err)
         })
+    }
+
+    /// Installs a verified download, `temp` (a partial file in `blobs/`), for the snapshot file
+    /// `path`: renamed to `blobs/<etag>` and linked; where links cannot be made, moved into the
+    /// snapshot itself, leaving `blobs/` without it, exactly as the reference client does.
+    /// Call it holding the blob's lock.
+    pub(crate) fn install(
+        &self,
+        repo: &Repo,
+        commit: &CommitId,
+        path: &str,
+        etag: &str,
+        temp: &Utf8Path,
+    ) -> Result<(), IoError> {
+        if self.links_work(repo)? {
+            self.install_blob(repo, etag, temp)?;
+            return self.link(repo, commit, path, etag);
+        }
+        let pointer = self.pointer_path(repo, commit, path);
+        self.create_dirs(
+            &self.repo_dir(repo),
+            parent_of(&pointer),
+            "create the snapshot folder",
+        )?;
+        rename(temp, &pointer).map_err(|err| IoError::new("install the file", &pointer, err))
+    }
+
+    /// The layout without links: a copy of the blob at `pointer`, written as a partial download
+    /// of the blob (so that an interrupted copy is cleaned up, or resumed, as one), made
+    /// durable, then renamed into place.
+    fn copy_blob(&self, repo: &Repo, etag: &str, pointer: &Utf8Path) -> Result<(), IoError> {
+        let blob = self.blob_path(repo, etag);
+        let Some(mut source) = self.open_blob(repo, etag)? else {
+            return Err(IoError::new(
+                "copy the blob",
+                &blob,
+                io::ErrorKind::NotFound.into(),
+            ));
+        };
+        let (temp, mut out) = self.create_incomplete(repo, etag)?;
+        let copied = io::copy(&mut source, &mut out).and_then(|_| out.sync_data());
+        drop(out);
+        if let Err(err) = copied {
+            remove_partial(&temp);
+            return Err(IoError::new("copy the blob", &blob, err));
+        }
+        let _writing = writing();
+        rename(&temp, pointer).map_err(|err| {
+            remove_partial(&temp);
+            IoError::new("copy the blob", pointer, err)
+        })
+    }
+
+    /// Whether snapshot entries of `repo` are links: not with `HF_HUB_DISABLE_SYMLINKS`, else
+    /// as a probe found, once per repo folder, as the reference client's
+    /// `are_symlinks_supported` does it (in the folder that holds both the blobs and the
+    /// snapshots).
+    fn links_work(&self, repo: &Repo) -> Result<bool, IoError> {
+        if self.links_disabled {
+            return Ok(false);
+        }
+        let dir = self.repo_dir(repo);
+        let known = |dir: &Utf8Path| {
+            let found = self.links_work.lock().unwrap_or_else(|e| e.into_inner());
+            found.get(dir).copied()
+        };
+        if let Some(works) = known(&dir) {
+            return Ok(works);
+        }
+        self.create_dirs(&self.root, &dir, "create the repo folder")?;
+        let works = probe_links(&dir)?;
+        let mut found = self.links_work.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(*found.entry(dir).or_insert(works))
+    }
+
+    /// The repo folders where symbolic links turned out impossible (not those where
+    /// `HF_HUB_DISABLE_SYMLINKS` turned them off), for a warning.
+    pub(crate) fn links_refused(&self) -> Vec<Utf8PathBuf> {
+        let found = self.links_work.lock().unwrap_or_else(|e| e.into_inner());
+        let mut refused: Vec<Utf8PathBuf> = found
+            .iter()
+            .filter(|&(_, &works)| !works)
+            .map(|(dir, _)| dir.clone())
+            .collect();
+        refused.sort();
+        refused
     }
 
     /// Takes the reference client's lock for installing this blob: BSD `flock` on
@@ -122,14 +215,9 @@ impl Cache {
         // O_NOFOLLOW makes this safe against a link planted there; the file is created when it
         // is not there yet (the common case), else opened.
         let open = |create: bool| {
-            no_follow(
-                OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(create)
-                    .mode(0o664),
-            )
-            .open(&path)
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).create_new(create);
+            open_no_follow(with_mode(&mut options, 0o664), &path)
         };
         let (file, created) = match open(true) {
             Ok(file) => (Ok(file), true),
@@ -146,7 +234,7 @@ impl Cache {
             .map_err(|err| IoError::new("lock", &path, err))?;
         if created {
             // The umask may have narrowed the mode; other users of a shared cache need 0664.
-            let _ = file.set_permissions(fs::Permissions::from_mode(0o664));
+            let _ = set_mode(&file, 0o664);
         }
         Ok(BlobLock { _file: file })
     }
@@ -162,11 +250,9 @@ impl Cache {
         self.create_dirs(&self.repo_dir(repo), parent, "create the blobs folder")?;
         let temp = unique_sibling(&blob, "incomplete");
         // Readable too: large files are hashed by reading back the chunks just written.
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        let file = with_mode(&mut options, 0o644)
             .open(&temp)
             .map_err(|err| IoError::new("create the download file", &temp, err))?;
         Ok((temp, file))
@@ -209,21 +295,15 @@ impl Cache {
         for (_, extra) in partials {
             remove_partial(&extra);
         }
-        let file = no_follow(OpenOptions::new().read(true).write(true))
-            .open(&keep)
+        let file = open_no_follow(OpenOptions::new().read(true).write(true), &keep)
             .map_err(|err| IoError::new("reopen the partial download", &keep, err))?;
         Ok((keep, file))
     }
 
     /// Moves a verified download into `blobs/<etag>`.
-    pub(crate) fn install_blob(
-        &self,
-        repo: &Repo,
-        etag: &str,
-        temp: &Utf8Path,
-    ) -> Result<(), IoError> {
+    fn install_blob(&self, repo: &Repo, etag: &str, temp: &Utf8Path) -> Result<(), IoError> {
         let blob = self.blob_path(repo, etag);
-        fs::rename(temp, &blob).map_err(|err| IoError::new("install the blob", &blob, err))
+        rename(temp, &blob).map_err(|err| IoError::new("install the blob", &blob, err))
     }
 
     /// Creates the folder `dir` inside `base` and those between, as `create_dir_all` does, but
@@ -276,7 +356,7 @@ impl Cache {
     pub(crate) fn remove_blob(&self, repo: &Repo, etag: &str) -> Result<(), IoError> {
         let _lock = self.lock_blob(repo, etag)?;
         let blob = self.blob_path(repo, etag);
-        match fs::remove_file(&blob) {
+        match remove_file(&blob) {
             Err(err) if err.kind() != io::ErrorKind::NotFound => {
                 Err(IoError::new("remove the blob", &blob, err))
             }
@@ -287,11 +367,27 @@ impl Cache {
 
 /// Removes a partial download and its chunk record.
 pub(crate) fn remove_partial(temp: &Utf8Path) {
-    let _ = fs::remove_file(temp);
-    let _ = fs::remove_file(chunk_record_path(temp));
+    let _ = remove_file(temp);
+    let _ = remove_file(chunk_record_path(temp));
 }
 
-#[cfg(test)]
+/// Whether symbolic links can be made in `dir`, as the reference client finds out: in a new
+/// folder of its own there, a relative link to a file beside it. The link is read back before
+/// it is trusted: Wine reports success and makes nothing.
+fn probe_links(dir: &Utf8Path) -> Result<bool, IoError> {
+    let probe = unique_sibling(&dir.join(".facehugger-links"), "tmp");
+    fs::create_dir(&probe)
+        .map_err(|err| IoError::new("check whether symbolic links can be made in", dir, err))?;
+    let link = probe.join("dummy_file_dst");
+    let works = File::create(probe.join("dummy_file_src")).is_ok()
+        && symlink_file("dummy_file_src", &link).is_ok()
+        && made_link(&link, "dummy_file_src");
+    let _ = remove_dir_all(&probe);
+    Ok(works)
+}
+
+// Links to folders: Windows makes them another way (`symlink_dir`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
@@ -303,14 +399,14 @@ mod tests {
         fs::create_dir(&outside).unwrap();
         // The base may be a link (a repo folder moved to another disk)...
         let base = root.join("repo");
-        std::os::unix::fs::symlink(&outside, &base).unwrap();
+        symlink_file(outside.as_str(), &base).unwrap();
         let cache = Cache::new(root);
         cache
             .create_dirs(&base, &base.join("snapshots/c/sub"), "create")
             .unwrap();
         assert!(outside.join("snapshots/c/sub").is_dir());
         // ... but a link below it is refused, and nothing is created through it.
-        std::os::unix::fs::symlink(&outside, base.join("snapshots/c/link")).unwrap();
+        symlink_file(outside.as_str(), base.join("snapshots/c/link")).unwrap();
         let error = cache
             .create_dirs(&base, &base.join("snapshots/c/link/x"), "create")
             .unwrap_err()

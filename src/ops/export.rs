@@ -25,6 +25,7 @@ use crate::error::Error;
 use crate::files::{IoError, unique_sibling, write_atomically, write_if_changed};
 use crate::hash::Verifier;
 use crate::manifest::Model;
+use crate::platform::{mode_of, remove_file, rename, set_path_mode};
 use crate::repo::{CommitId, Repo, RepoFile, validate_repo_path};
 use crate::sync::LockMode;
 
@@ -252,7 +253,7 @@ fn check(cache: &Cache, jobs: &[Job<'_>]) -> Result<(), Error> {
     let mut in_the_way = Vec::new();
     for job in jobs {
         for file in &job.files {
-            if blob_source(cache, &job.model.repo, file.etag()).is_none() {
+            if content_source(cache, &job.model.repo, &job.commit, file).is_none() {
                 missing.push(format!("{}: {}", job.model.name(), file.path));
                 continue;
             }
@@ -279,16 +280,28 @@ fn check(cache: &Cache, jobs: &[Job<'_>]) -> Result<(), Error> {
     Ok(())
 }
 
-/// The file holding a blob's bytes: `blobs/<etag>` itself, or the shared Xet store's payload it
-/// links to. Any other link is not followed (it could lead anywhere).
-fn blob_source(cache: &Cache, repo: &Repo, etag: &str) -> Option<Utf8PathBuf> {
-    let blob = cache.blob_path(repo, etag);
-    let meta = fs::symlink_metadata(&blob).ok()?;
-    let source = if meta.is_symlink() {
-        let store = cache.store();
-        store.payload_path(&store.linked_hash(&blob)?)?
-    } else {
-        blob
+/// The file holding a file's bytes: its blob (`blobs/<etag>` itself, or the shared Xet store's
+/// payload it links to), else, in a cache without links, the file in the snapshot if it has
+/// the listed size. Any other link is not followed (it could lead anywhere).
+fn content_source(
+    cache: &Cache,
+    repo: &Repo,
+    commit: &CommitId,
+    file: &RepoFile,
+) -> Option<Utf8PathBuf> {
+    let blob = cache.blob_path(repo, file.etag());
+    let source = match fs::symlink_metadata(&blob) {
+        Ok(meta) if meta.is_symlink() => {
+            let store = cache.store();
+            store.payload_path(&store.linked_hash(&blob)?)?
+        }
+        Ok(_) => blob,
+        Err(_) => {
+            let copy = cache.pointer_path(repo, commit, &file.path);
+            return fs::symlink_metadata(&copy)
+                .is_ok_and(|meta| meta.is_file() && meta.len() == file.size)
+                .then_some(copy);
+        }
     };
     fs::symlink_metadata(&source)
         .ok()
@@ -350,12 +363,13 @@ fn export_model(cache: &Cache, job: &Job<'_>, linker: &mut Linker) -> Result<Exp
                 write_metadata(&hf_dir, &file.path, &job.commit, file.etag(), false)?;
             }
             _ => {
-                let source = blob_source(cache, &job.model.repo, file.etag()).ok_or_else(|| {
-                    let blob = cache.blob_path(&job.model.repo, file.etag());
-                    Error::Other(format!(
-                        "`{blob}` went away: run `facehugger sync --frozen`"
-                    ))
-                })?;
+                let source =
+                    content_source(cache, &job.model.repo, &job.commit, file).ok_or_else(|| {
+                        let blob = cache.blob_path(&job.model.repo, file.etag());
+                        Error::Other(format!(
+                            "`{blob}` went away: run `facehugger sync --frozen`"
+                        ))
+                    })?;
                 let made = linker.make(&source, &dest)?;
                 match made {
                     LinkMode::Reflink => done.reflinked += 1,
@@ -391,7 +405,7 @@ fn export_model(cache: &Cache, job: &Job<'_>, linker: &mut Linker) -> Result<Exp
         let old = hf_dir
             .join("trees")
             .join(format!("{}.json", job.record.revision));
-        let _ = fs::remove_file(old);
+        let _ = remove_file(old);
     }
     let tree = cache.tree_path(&job.model.repo, &job.commit);
     let tree_bytes = fs::read(&tree).map_err(|err| Error::io("read", &tree, err))?;
@@ -458,10 +472,10 @@ fn materialize(source: &Utf8Path, dest: &Utf8Path, link: LinkMode) -> Result<Lin
         LinkMode::Copy => copy(source, &temp).map(|()| LinkMode::Copy),
     };
     let made = made.inspect_err(|_| {
-        let _ = fs::remove_file(&temp);
+        let _ = remove_file(&temp);
     })?;
-    fs::rename(&temp, dest).map_err(|err| {
-        let _ = fs::remove_file(&temp);
+    rename(&temp, dest).map_err(|err| {
+        let _ = remove_file(&temp);
         Error::io("write", dest, err)
     })?;
     Ok(made)
@@ -486,7 +500,7 @@ fn reflink(source: &Utf8Path, temp: &Utf8Path) -> Result<(), Error> {
 
 fn hard_link(source: &Utf8Path, temp: &Utf8Path) -> Result<(), Error> {
     fs::hard_link(source, temp).map_err(|err| {
-        let action = if err.raw_os_error() == Some(18) {
+        let action = if err.kind() == io::ErrorKind::CrossesDevices {
             "hard-link the blob (the export folder must be on the cache's file system; --link copy works anywhere)"
         } else {
             "hard-link the blob"
@@ -495,37 +509,12 @@ fn hard_link(source: &Utf8Path, temp: &Utf8Path) -> Result<(), Error> {
     })?;
     // The file is the cache's blob: read-only, so that editing it cannot corrupt the cache.
     // Only the write bits go: a private blob (0400 in the shared store) stays private.
-    let mode = file_mode(temp)?;
-    set_mode(temp, mode & !0o222)
+    let meta = fs::metadata(temp).map_err(|err| Error::io("read", temp, err))?;
+    set_mode(temp, mode_of(&meta) & !0o222)
 }
 
-#[cfg(unix)]
-fn file_mode(path: &Utf8Path) -> Result<u32, Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = fs::metadata(path).map_err(|err| Error::io("read", path, err))?;
-    Ok(meta.permissions().mode() & 0o7777)
-}
-
-#[cfg(not(unix))]
-fn file_mode(_path: &Utf8Path) -> Result<u32, Error> {
-    Ok(0o444)
-}
-
-#[cfg(unix)]
 fn set_mode(path: &Utf8Path, mode: u32) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .map_err(|err| Error::io("set the permissions of", path, err))
-}
-
-#[cfg(not(unix))]
-fn set_mode(path: &Utf8Path, mode: u32) -> Result<(), Error> {
-    let mut permissions = fs::metadata(path)
-        .map_err(|err| Error::io("read", path, err))?
-        .permissions();
-    permissions.set_readonly(mode & 0o200 == 0);
-    fs::set_permissions(path, permissions)
-        .map_err(|err| Error::io("set the permissions of", path, err))
+    set_path_mode(path, mode).map_err(|err| Error::io("set the permissions of", path, err))
 }
 
 fn mtime_ns(path: &Utf8Path) -> Result<u64, Error> {
@@ -570,9 +559,9 @@ fn write_replacing(path: &Utf8Path, contents: &[u8]) -> Result<(), Error> {
     fs::create_dir_all(parent).map_err(|err| Error::io("create the folder", parent, err))?;
     let temp = unique_sibling(path, "tmp");
     fs::write(&temp, contents)
-        .and_then(|()| fs::rename(&temp, path))
+        .and_then(|()| rename(&temp, path))
         .map_err(|err| {
-            let _ = fs::remove_file(&temp);
+            let _ = remove_file(&temp);
             Error::io("write", path, err)
         })
 }
@@ -586,7 +575,7 @@ fn remove_exported(folder: &Utf8Path, path: &str) -> Result<(), Error> {
         .join(format!("{path}.metadata"));
     for file in [&dest, &metadata] {
         if fs::symlink_metadata(file).is_ok_and(|meta| meta.is_file()) {
-            fs::remove_file(file).map_err(|err| Error::io("remove", file, err))?;
+            remove_file(file).map_err(|err| Error::io("remove", file, err))?;
         }
         for parent in file.ancestors().skip(1) {
             if parent == folder || !parent.starts_with(folder) || fs::remove_dir(parent).is_err() {
@@ -650,7 +639,7 @@ fn retire_folders(dir: &Utf8Path, current: &HashSet<String>) -> Result<Vec<Expor
             .join("trees")
             .join(format!("{}.json", record.revision));
         for file in [&tree, &record_path] {
-            let _ = fs::remove_file(file);
+            let _ = remove_file(file);
         }
         // What is left of `.cache/huggingface` is the reference client's, unless only the two
         // files every local dir gets remain.
@@ -667,7 +656,7 @@ fn retire_folders(dir: &Utf8Path, current: &HashSet<String>) -> Result<Vec<Expor
             )
         }) {
             for name in [".gitignore", "CACHEDIR.TAG"] {
-                let _ = fs::remove_file(hf_dir.join(name));
+                let _ = remove_file(hf_dir.join(name));
             }
             for sub in ["download", "trees", "", ".."] {
                 let _ = fs::remove_dir(hf_dir.join(sub));

@@ -231,13 +231,21 @@ fn plan_repo(
         }
         let blobs = blobs.get_or_insert_with(|| cache.blob_usages(repo));
         let unique: HashSet<&Pointee> = revision.files.iter().collect();
-        let usages: Vec<Usage> = unique
+        // With whether it goes with the snapshot: a file of its own, where links are off.
+        let usages: Vec<(Usage, bool)> = unique
             .into_iter()
             .filter_map(|pointee| match pointee {
-                Pointee::Blob(name) => blobs.get(name).map(|(_, usage)| *usage),
-                Pointee::Other(path) => cache.other_usage(path),
+                Pointee::Blob(name) => blobs.get(name).map(|(_, usage)| (*usage, false)),
+                Pointee::File(path) => cache.other_usage(path).map(|usage| (usage, true)),
+                Pointee::Other(path) => cache.other_usage(path).map(|usage| (usage, false)),
             })
             .collect();
+        let own_bytes: u64 = usages
+            .iter()
+            .filter(|(_, own)| *own)
+            .map(|(usage, _)| usage.size)
+            .sum();
+        let usages: Vec<Usage> = usages.into_iter().map(|(usage, _)| usage).collect();
         let snapshot = cache.snapshot_dir(repo, &revision.commit);
         // A snapshot that gained files lately counts as used then: a client may be
         // downloading it right now, linking blobs that nobody read for long.
@@ -257,6 +265,7 @@ fn plan_repo(
             size: usages.iter().map(|usage| usage.size).sum(),
             snapshot_path: snapshot,
         });
+        plan.freed += own_bytes;
         going.push(revision);
     }
     if going.is_empty() && scan.trash.is_empty() {
@@ -307,7 +316,7 @@ fn blobs_to_remove(
             .flat_map(|revision| &revision.files)
             .filter_map(|pointee| match pointee {
                 Pointee::Blob(name) => Some(name.clone()),
-                Pointee::Other(_) => None,
+                Pointee::File(_) | Pointee::Other(_) => None,
             })
             .collect()
     };

@@ -25,7 +25,7 @@ pub use status::{ModelStatus, path, status};
 pub use sync::{plan, sync};
 pub use verify::{Problem, ProblemKind, VerifiedModel, VerifyReport, verify};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, without_links_warning};
 use crate::env::Env;
 use crate::error::Error;
 use crate::hub::HubConfig;
@@ -54,10 +54,11 @@ pub struct Options {
 
 impl Options {
     fn cache(&self) -> Cache {
-        match &self.cache_dir {
-            Some(dir) => Cache::new(dir.clone()),
-            None => Cache::new(self.env.hub_cache()),
-        }
+        let root = match &self.cache_dir {
+            Some(dir) => dir.clone(),
+            None => self.env.hub_cache(),
+        };
+        Cache::new(root).without_links(self.env.disable_symlinks())
     }
 
     fn offline(&self) -> bool {
@@ -97,6 +98,19 @@ fn remember(settings: &Settings, env: &Env, reporter: &dyn Reporter) {
             message: &format!(
                 "{error}; `facehugger gc` will not know that this project uses the cache"
             ),
+        });
+    }
+}
+
+/// Warns where symbolic links turned out impossible during a sync, as the reference client
+/// does, unless `HF_HUB_DISABLE_SYMLINKS_WARNING` is set.
+fn warn_without_links(settings: &Settings, env: &Env, reporter: &dyn Reporter) {
+    if env.disable_symlinks_warning() {
+        return;
+    }
+    for dir in settings.cache.links_refused() {
+        reporter.event(Event::Warning {
+            message: &without_links_warning(&dir),
         });
     }
 }

@@ -91,10 +91,8 @@ pub fn status(options: &Options) -> Result<Vec<ModelStatus>, Error> {
                 ),
                 None => (None, None),
             };
-            let present = |file: &&Arc<RepoFile>| {
-                view.as_ref()
-                    .is_some_and(|view| view.has_pointer(&file.path, file.etag()))
-            };
+            let present =
+                |file: &&Arc<RepoFile>| view.as_ref().is_some_and(|view| view.has_pointer(file));
             let (files, missing, size_on_disk) = match &selected {
                 Some(files) => {
                     let here: Vec<&Arc<RepoFile>> = files.iter().filter(present).collect();

@@ -14,7 +14,9 @@ pub fn sync(
     reporter: &dyn Reporter,
 ) -> Result<SyncReport, Error> {
     let settings = options.find(mode)?;
-    let report = sync::sync(&settings, reporter)?;
+    let report = sync::sync(&settings, reporter);
+    super::warn_without_links(&settings, &options.env, reporter);
+    let report = report?;
     // Only a sync that succeeded: a failed command writes nothing outside the cache.
     super::remember(&settings, &options.env, reporter);
     Ok(report)

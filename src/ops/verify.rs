@@ -9,7 +9,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::status::selected_files;
 use super::{Options, locals};
-use crate::cache::{Entry, relative_blob_target};
+use crate::cache::{Entry, links_to_blob, relative_blob_target};
 use crate::error::Error;
 use crate::files::open_regular;
 use crate::hash::Verifier;
@@ -123,7 +123,7 @@ pub fn verify(
                 // elsewhere (removed, not followed): the sync puts the right one back.
                 ProblemKind::Corrupt { blob: path, .. }
                 | ProblemKind::WrongLink { pointer: path, .. } => {
-                    std::fs::remove_file(path)
+                    crate::platform::remove_file(path)
                         .map_err(|err| Error::io("remove the wrong file", path, err))?;
                 }
                 _ => {}
@@ -139,7 +139,9 @@ pub fn verify(
             mode,
             ..settings.clone()
         };
-        repaired = Some(sync::sync(&repair_settings, reporter)?);
+        let synced = sync::sync(&repair_settings, reporter);
+        super::warn_without_links(&repair_settings, &options.env, reporter);
+        repaired = Some(synced?);
         settings.lock = load_lock(&settings.lock_path)?;
         (models, problems) = check(&settings)?;
     }
@@ -200,7 +202,7 @@ fn check(settings: &Settings) -> Result<(Vec<VerifiedModel>, Vec<Problem>), Erro
                 Some(Entry::Link) => {
                     let expected = relative_blob_target(&file.path, etag);
                     let target = view.link_target(&file.path).unwrap_or_default();
-                    if target != expected {
+                    if !links_to_blob(&file.path, etag, &target) {
                         Err(ProblemKind::WrongLink {
                             expected,
                             actual: target,
@@ -217,7 +219,7 @@ fn check(settings: &Settings) -> Result<(Vec<VerifiedModel>, Vec<Problem>), Erro
                         }
                     }
                 }
-                Some(Entry::File) => {
+                Some(Entry::File(_)) => {
                     let path = cache.pointer_path(&model.repo, commit, &file.path);
                     match open_regular(&path) {
                         Ok(reader) => Ok((reader, path)),

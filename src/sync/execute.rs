@@ -10,7 +10,6 @@
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::thread;
 
@@ -23,6 +22,7 @@ use crate::cache::{Cache, chunk_record_path, remove_partial};
 use crate::error::Error;
 use crate::hash::Verifier;
 use crate::hub::{ByteRange, Download, Hub, HubError};
+use crate::platform::read_at;
 use crate::pool::Budget;
 use crate::repo::{CommitId, Repo, RepoFile};
 use crate::report::Reporter;
@@ -211,7 +211,7 @@ fn fetch(
     // One stream resumes a prefix only: what segments left is not one.
     let mut resume_from = existing.min(size);
     if record.exists() || resume_from == size {
-        let _ = std::fs::remove_file(&record);
+        let _ = crate::platform::remove_file(&record);
         resume_from = 0;
     }
     out.set_len(resume_from)
@@ -234,8 +234,7 @@ fn fetch_stream(ctx: Fetch<'_>, out: &mut File, resume_from: u64) -> Result<(), 
     let mut written = 0u64;
     while written < resume_from {
         let want = ((resume_from - written) as usize).min(buffer.len());
-        let read = out
-            .read_at(&mut buffer[..want], written)
+        let read = read_at(out, &mut buffer[..want], written)
             .map_err(|err| Error::io("read back", temp, err))?;
         if read == 0 {
             break;

@@ -7,7 +7,7 @@
 //! then renames them into place and links them. The workers go on to their next file
 //! meanwhile; each blob's lock stays held until it is installed.
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use camino::Utf8PathBuf;
@@ -161,11 +161,11 @@ impl<'a> Installer<'a> {
                 Err(error) => Err(Error::io("write", &staged.temp, clone(error))),
             };
             if let Err(error) = result {
-                let _ = fs::remove_file(&staged.temp);
+                let _ = crate::platform::remove_file(&staged.temp);
                 failures.push((staged.index, error));
             }
             if let Some(record) = &staged.record {
-                let _ = fs::remove_file(record);
+                let _ = crate::platform::remove_file(record);
             }
             // Dropping `staged` releases the blob's lock.
         }
@@ -174,9 +174,8 @@ impl<'a> Installer<'a> {
 
     fn rename_and_link(&self, job: &Job, staged: &Staged) -> Result<(), Error> {
         let etag = job.file.etag();
-        self.cache.install_blob(&job.repo, etag, &staged.temp)?;
         self.cache
-            .link(&job.repo, &job.commit, &job.file.path, etag)?;
+            .install(&job.repo, &job.commit, &job.file.path, etag, &staged.temp)?;
         Ok(())
     }
 }

@@ -588,7 +588,7 @@ fn list_commits(
 
 impl CacheView for SnapshotView {
     fn has_pointer(&self, file: &RepoFile) -> bool {
-        SnapshotView::has_pointer(self, &file.path, file.etag())
+        SnapshotView::has_pointer(self, file)
     }
     fn has_blob(&self, etag: &str) -> bool {
         SnapshotView::has_blob(self, etag)

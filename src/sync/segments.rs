@@ -16,7 +16,6 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -29,6 +28,7 @@ use crate::error::Error;
 use crate::files::{read_capped, write_atomically};
 use crate::hash::Verifier;
 use crate::hub::ByteRange;
+use crate::platform::{read_at, write_all_at};
 
 const PAGE_BYTES: usize = 4096;
 /// The file is flushed to disk whenever this much more has arrived, so that the disk writes
@@ -459,8 +459,7 @@ impl Download<'_> {
             stored = Instant::now();
             let end = self.layout().find(start).end;
             let keep = (filled as u64).min(end.saturating_sub(position)) as usize;
-            self.out
-                .write_all_at(&buffer[..keep], position)
+            write_all_at(self.out, &buffer[..keep], position)
                 .map_err(|err| Error::io("write", self.ctx.temp, err))?;
             position += keep as u64;
             filled = 0;
@@ -503,9 +502,7 @@ impl Download<'_> {
             };
             while hashed < frontier {
                 let want = ((frontier - hashed) as usize).min(buffer.len());
-                let read = self
-                    .out
-                    .read_at(&mut buffer[..want], hashed)
+                let read = read_at(self.out, &mut buffer[..want], hashed)
                     .map_err(|err| Error::io("read back", self.ctx.temp, err))?;
                 if read == 0 {
                     return Err(Error::io(

@@ -2,7 +2,7 @@
 //! `completions`, the live progress on a terminal. Outputs are compared whole, with the
 //! temporary paths, commits and timings replaced by placeholders.
 
-use crate::support::{Env, Options};
+use crate::support::{Env, Options, symlink};
 
 /// The text with the paths, commits and timings of this run replaced by placeholders.
 fn filtered(env: &Env, text: &str) -> String {
@@ -251,7 +251,7 @@ fn verify_checks_where_each_snapshot_entry_leads() {
     let relink = |path: &str, target: &str| {
         let at = snapshot.join(path);
         std::fs::remove_file(&at).unwrap();
-        std::os::unix::fs::symlink(target, at).unwrap();
+        symlink(target, at);
     };
     let target = |path: &str| {
         std::fs::read_link(snapshot.join(path))
@@ -306,11 +306,10 @@ fn verify_checks_where_each_snapshot_entry_leads() {
     let store = env.cache().join("blobs/ab");
     std::fs::create_dir_all(&store).unwrap();
     std::fs::rename(repo.join(format!("blobs/{tokenizer}")), store.join(&hash)).unwrap();
-    std::os::unix::fs::symlink(
+    symlink(
         format!("../../blobs/ab/{hash}"),
         repo.join(format!("blobs/{tokenizer}")),
-    )
-    .unwrap();
+    );
     let run = env.run(&["verify", "--format", "json"]).success();
     let json: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(json["models"][0]["files_hashed"], 5, "{json}");

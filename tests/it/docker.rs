@@ -5,11 +5,7 @@
 //! script works (run here on the host, against the in-process test hub).
 
 use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use crate::support::{Options, TestHub, keep_coverage};
+use std::path::Path;
 
 /// One instruction: its keyword (upper case), its arguments with line continuations joined, and
 /// the line it starts on.
@@ -363,9 +359,16 @@ fn the_readme_docker_run_mounts_are_the_runtime_workdir_and_hf_home_volume() {
 /// The image test's sync script (the `RUN` that starts `test-hub`), run by the stage's `SHELL` on
 /// this machine: `facehugger` is the binary under test, `test-hub` a stand-in that announces the
 /// in-process hub, and HF_HOME, the fixtures and the working directory are temporary stand-ins for
-/// the image's paths.
+/// the image's paths. (A `sh` script, as in the Linux image: Unix only.)
+#[cfg(unix)]
 #[test]
 fn the_image_test_sync_script_passes_against_the_test_hub() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+    use std::process::Command;
+
+    use crate::support::{Options, TestHub, keep_coverage};
+
     let stages = dockerfile();
     let image_test = stage(&stages, "image-test");
     let script = image_test

@@ -1,6 +1,8 @@
 //! Errors a user can act on: what they say and how the process exits.
 
+#[cfg(unix)]
 use std::fs::Permissions;
+#[cfg(unix)]
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use crate::support::{Env, TOKEN};
@@ -156,6 +158,8 @@ fn an_unreachable_hub_is_named_and_retried() {
     assert!(stderr.contains("acme/tiny@main"), "{stderr}");
 }
 
+// File modes and users: Unix.
+#[cfg(unix)]
 #[test]
 fn a_cache_that_cannot_be_written_is_reported_with_its_path() {
     let env = Env::new();

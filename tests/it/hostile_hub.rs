@@ -919,7 +919,7 @@ fn planted(manifest: &str, plant: impl FnOnce(&Env, &Path, &str)) -> Env {
 
 fn link(target: &Path, at: &Path) {
     std::fs::create_dir_all(at.parent().unwrap()).unwrap();
-    std::os::unix::fs::symlink(target, at).unwrap();
+    crate::support::symlink(target, at);
 }
 
 fn repo(env: &Env) -> std::path::PathBuf {

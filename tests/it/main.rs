@@ -17,6 +17,7 @@ mod hostile_hub;
 mod hostile_input;
 mod interop;
 mod lockfile;
+mod no_links;
 mod resume;
 mod support;
 mod sync;

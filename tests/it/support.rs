@@ -185,6 +185,23 @@ impl Run {
     }
 }
 
+/// Makes `at` a symbolic link to `target` (relative to `at`'s folder, or absolute). On Windows,
+/// a link to a folder is made as one (and links need Developer Mode there).
+pub fn symlink(target: impl AsRef<Path>, at: impl AsRef<Path>) {
+    let (target, at) = (target.as_ref(), at.as_ref());
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(target, at).unwrap();
+    #[cfg(windows)]
+    {
+        let folder = at.parent().unwrap_or(Path::new(".")).join(target).is_dir();
+        if folder {
+            std::os::windows::fs::symlink_dir(target, at).unwrap();
+        } else {
+            std::os::windows::fs::symlink_file(target, at).unwrap();
+        }
+    }
+}
+
 /// Every file under `root`, relative, sorted, with `-> target` for symlinks.
 pub fn tree(root: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
