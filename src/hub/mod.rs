@@ -169,13 +169,12 @@ impl<'r> Hub<'r> {
                 let mut files = Vec::new();
                 for (url, response) in arriving {
                     let page = read_text(response, &url, &what)?;
-                    let page = parse_tree_page(&page).map_err(|message| {
-                        HubError::InvalidResponse {
+                    let page =
+                        parse_tree_page(&page).map_err(|message| HubError::InvalidResponse {
                             what: what.clone(),
                             url: strip_query(&url).to_owned(),
                             message,
-                        }
-                    })?;
+                        })?;
                     files.extend(page.into_iter().map(Arc::new));
                 }
                 Ok(files)

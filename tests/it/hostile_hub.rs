@@ -339,10 +339,13 @@ fn a_bad_or_failing_later_page_fails_the_whole_listing() {
         status: 404,
         retry_after: None,
     };
-    env.hub
-        .inject(Fault::new("/tree/", failing, 100).after(2));
+    env.hub.inject(Fault::new("/tree/", failing, 100).after(2));
     let run = refused(&env, &[], &["404"]);
-    assert!(!env.cache().join("models--acme--tiny").exists(), "{}", run.stderr);
+    assert!(
+        !env.cache().join("models--acme--tiny").exists(),
+        "{}",
+        run.stderr
+    );
     // Whole again, the listing takes every page.
     env.hub.clear_faults();
     succeeds(&env, &[], &[]);
