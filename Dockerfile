@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # facehugger's images (see "Docker" in README.md). Stages:
 #   source      the toolchain, the dependencies fetched (a layer keyed on the manifests only), the sources
 #   build       release binaries: facehugger, cargo-facehugger, test-hub
@@ -92,28 +90,34 @@ ENV TEST_HUB_FIXTURES=/opt/test-hub/fixtures
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # A real sync, as that user, in the WORKDIR and into the HF_HOME volume's folder: start the test hub
 # on loopback, read its endpoint, sync a manifest, check the cache, then sync again and check that
-# nothing was downloaded. tests/it/docker.rs runs this same RUN on the host (with the test hub's
-# stand-in and a temporary HF_HOME and WORKDIR), so keep it to bash and coreutils.
+# nothing was downloaded. The script must hold under any shell, since a builder that writes OCI
+# images (podman's default) ignores SHELL and runs it with /bin/sh (dash here, which has no
+# pipefail): so it is POSIX sh with no pipe (each sync's output goes to a log that is then shown,
+# and its exit status counts), and sets pipefail itself where the shell has it. tests/it/docker.rs
+# runs this same RUN on the host under both shells (with the test hub's stand-in and a temporary
+# HF_HOME and WORKDIR), so keep it to POSIX sh and coreutils.
 RUN set -eu; \
+    if (set -o pipefail) 2>/dev/null; then set -o pipefail; fi; \
     facehugger --version; \
     facehugger --help; \
     work="$(mktemp -d)"; \
     test-hub --fixtures "$TEST_HUB_FIXTURES" >"$work/hub.out" 2>"$work/hub.err" </dev/null & \
     hub_pid=$!; \
     trap 'kill "$hub_pid" 2>/dev/null || true; rm -rf "$work"' EXIT; \
+    logged() { status=0; facehugger >"$work/$1.log" 2>&1 || status=$?; cat "$work/$1.log"; return "$status"; }; \
     for _ in $(seq 100); do grep -q '^endpoint=' "$work/hub.out" && break; sleep 0.1; done; \
     HF_ENDPOINT="$(sed -n 's/^endpoint=//p' "$work/hub.out")"; \
     test -n "$HF_ENDPOINT" || { cat "$work/hub.err"; exit 1; }; \
     export HF_ENDPOINT; \
     printf '%s\n' 'models:' '  - repo: acme/tiny' '    include: ["*.json", "*.safetensors"]' >facehugger.yaml; \
-    facehugger 2>&1 | tee "$work/first.log"; \
+    logged first; \
     grep -q 'Downloading acme/tiny@main' "$work/first.log"; \
     repo="$HF_HOME/hub/models--acme--tiny"; \
     snapshot="$repo/snapshots/$(cat "$repo/refs/main")"; \
     test -s "$snapshot/config.json"; \
     test -s "$snapshot/model.safetensors"; \
     test -s facehugger.lock; \
-    facehugger 2>&1 | tee "$work/second.log"; \
+    logged second; \
     grep -q 'Fresh acme/tiny@main' "$work/second.log"; \
     grep -q '(0 downloaded' "$work/second.log"; \
     rm -rf facehugger.yaml facehugger.lock "$HF_HOME/hub"; \
