@@ -1,5 +1,6 @@
 # facehugger's images (see "Docker" in README.md). Stages:
-#   source      the toolchain, the dependencies fetched (a layer keyed on the manifests only), the sources
+#   deps        the toolchain and the dependencies fetched (a layer keyed on the manifests only)
+#   source      deps and the sources
 #   build       release binaries: facehugger, cargo-facehugger, test-hub
 #   check       what CI checks: cargo fmt, clippy -D warnings, every test with the Python referee
 #                 docker build --target check .
@@ -10,7 +11,7 @@
 # it (and neither `check` nor `image-test`).
 
 # Keep at or above rust-version in Cargo.toml.
-FROM rust:1.95-slim-bookworm AS source
+FROM rust:1.95-slim-bookworm AS deps
 WORKDIR /src
 # Manifests first: the crates.io download is a layer of its own that only a change to Cargo.toml or
 # Cargo.lock invalidates. test-hub needs a target to parse; the real sources replace the stub below.
@@ -19,24 +20,29 @@ COPY test-hub/Cargo.toml test-hub/
 RUN mkdir -p test-hub/src \
     && touch test-hub/src/lib.rs \
     && cargo fetch --locked
+
+FROM deps AS source
 COPY . .
 
 FROM source AS build
-# target/ is a BuildKit cache mount, so compiled dependencies survive source changes. The
-# workspace's own sources are touched first: cargo decides freshness by mtime, and a cached target/
-# must never outlive a source file replaced by an older one. The binaries are copied out of the
-# mount, which is not part of the image.
+# target/ is a BuildKit cache mount, so compiled dependencies survive source changes (`check`
+# mounts the same one: its debug and check-mode builds sit beside this release build; the profiles
+# differ, so neither reuses the other's artifacts). The workspace's own sources are touched first:
+# cargo decides freshness by mtime, and a cached target/ must never outlive a source file replaced
+# by an older one. The binaries are copied out of the mount, which is not part of the image.
 RUN --mount=type=cache,target=/src/target,id=facehugger-target,sharing=locked \
     find src tests test-hub -name '*.rs' -exec touch {} + \
     && cargo build --release --frozen --workspace --bins \
     && mkdir -p /out \
     && cp target/release/facehugger target/release/cargo-facehugger target/release/test-hub /out/
 
-FROM source AS check
-# python3 for the reference client that the interop tests run (scripts/setup-python installs
-# huggingface_hub with uv into .venv); uv itself comes from PyPI, into a venv of its own because
-# Debian's Python refuses system-wide pip installs (PEP 668). rustfmt and clippy are not in the
-# image's minimal toolchain profile.
+FROM deps AS check
+# The tools first, in layers that only a change to the manifests or to scripts/setup-python
+# invalidates (the sources come after them): python3 for the reference client that the interop tests
+# run; uv from PyPI, into a venv of its own because Debian's Python refuses system-wide pip installs
+# (PEP 668); rustfmt and clippy, which are not in the image's minimal toolchain profile; then
+# scripts/setup-python makes .venv with huggingface_hub 2.4.0 (.dockerignore keeps the context's
+# own .venv out, so the sources copied next leave it alone).
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/* \
@@ -44,10 +50,12 @@ RUN apt-get update \
     && /opt/uv/bin/pip install --no-cache-dir uv==0.13.9 \
     && rustup component add rustfmt clippy
 ENV PATH=/opt/uv/bin:$PATH
-# The same checks as .ci/run. scripts/test runs scripts/setup-python (uv makes .venv with
-# huggingface_hub 2.4.0), then cargo test with FACEHUGGER_REQUIRE_PYTHON=1, so the interop tests
-# cannot be skipped. The build runs as root: the test that needs an unwritable cache drops to
-# `nobody` with setpriv by itself.
+COPY scripts/setup-python scripts/
+RUN scripts/setup-python
+COPY . .
+# The same checks as .ci/run. scripts/test runs scripts/setup-python (already done), then cargo test
+# with FACEHUGGER_REQUIRE_PYTHON=1, so the interop tests cannot be skipped. The build runs as root:
+# the test that needs an unwritable cache drops to `nobody` with setpriv by itself.
 RUN --mount=type=cache,target=/src/target,id=facehugger-target,sharing=locked \
     find src tests test-hub -name '*.rs' -exec touch {} + \
     && cargo fmt --all -- --check \
