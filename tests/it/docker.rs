@@ -1,9 +1,11 @@
-//! The Dockerfile. These tests check what can be checked without a container engine, on every
-//! `cargo test`: the stages and commands that README.md's "Docker" section documents exist, the
-//! Dockerfile needs no frontend image from a registry, the default image is the runtime image, which
-//! runs `facehugger` as a non-root user with the documented mounts, and the `image-test` stage's sync
-//! script works and fails when a sync fails, under the stage's SHELL and under plain `/bin/sh` (what
-//! a builder writing OCI images runs it with), here on the host against the in-process test hub.
+//! The Dockerfile. `scripts/docker-build` builds its images for real with podman (`.ci/run` runs
+//! it); these tests check what can be checked without a container engine, on every `cargo test`: the
+//! stages and commands that README.md's "Docker" section documents exist and the script builds them,
+//! the Dockerfile needs no frontend image from a registry, the default image is the runtime image,
+//! which runs `facehugger` as a non-root user with the documented mounts, and the `image-test`
+//! stage's sync script works and fails when a sync fails, under the stage's SHELL and under plain
+//! `/bin/sh` (what a builder writing OCI images runs it with), here on the host against the
+//! in-process test hub.
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -560,4 +562,45 @@ fn the_dockerfile_names_no_frontend_image() {
             "the Dockerfile starts with the parser directive `{line}`"
         );
     }
+}
+
+/// The README's `docker build` commands are what CI builds: `.ci/run` runs `scripts/docker-build`,
+/// which builds each documented target (and the default one) with podman and runs the image.
+#[test]
+fn ci_builds_every_documented_target_with_scripts_docker_build() {
+    let script = read("scripts/docker-build");
+    let builds: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("timed ") && l.contains(" build "))
+        .collect();
+    for command in readme_commands("build") {
+        let target = flag_values(&command, &["--target"]);
+        let built = match target.as_slice() {
+            [] => builds.iter().any(|l| !l.contains("--target")),
+            [target] => builds
+                .iter()
+                .any(|l| l.contains(&format!("--target {target} "))),
+            _ => panic!("{command:?} names more than one target"),
+        };
+        assert!(
+            built,
+            "scripts/docker-build does not build {command:?}; it builds {builds:?}"
+        );
+    }
+    assert!(
+        script.contains("podman run "),
+        "scripts/docker-build never runs the image"
+    );
+    let ci = read(".ci/run");
+    assert!(
+        ci.lines()
+            .map(str::trim)
+            .any(|l| l.starts_with("scripts/docker-build")),
+        ".ci/run does not run scripts/docker-build"
+    );
+    assert!(
+        readme_docker_section().contains("scripts/docker-build"),
+        "README.md's Docker section does not say how the images are built here"
+    );
 }
