@@ -39,12 +39,13 @@ RUN --mount=type=cache,target=/src/target,id=facehugger-target,sharing=locked \
 FROM deps AS check
 # The tools first, in layers that only a change to the manifests or to scripts/setup-python
 # invalidates (the sources come after them): python3 for the reference client that the interop tests
-# run; uv from PyPI, into a venv of its own because Debian's Python refuses system-wide pip installs
-# (PEP 668); rustfmt and clippy, which are not in the image's minimal toolchain profile; then
-# scripts/setup-python makes .venv with huggingface_hub 2.4.0 (.dockerignore keeps the context's
-# own .venv out, so the sources copied next leave it alone).
+# run; strace for the test that reads a sync's system calls (without it, that test skips); uv from
+# PyPI, into a venv of its own because Debian's Python refuses system-wide pip installs (PEP 668);
+# rustfmt and clippy, which are not in the image's minimal toolchain profile; then
+# scripts/setup-python makes .venv with huggingface_hub 2.4.0 (.dockerignore keeps the context's own
+# .venv out, so the sources copied next leave it alone).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv \
+    && apt-get install -y --no-install-recommends python3 python3-venv strace \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/uv \
     && /opt/uv/bin/pip install --no-cache-dir uv==0.13.9 \
