@@ -18,6 +18,7 @@ mod hostile_input;
 mod interop;
 mod lockfile;
 mod resume;
+mod shared_store;
 mod support;
 mod sync;
 mod todays_hub;
