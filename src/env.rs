@@ -151,6 +151,11 @@ impl Env {
         self.flag("HF_HUB_DISABLE_SYMLINKS_WARNING")
     }
 
+    /// `HF_HUB_DISABLE_SHARED_BLOBS`: never link a repo blob to hf's shared Xet store.
+    pub fn disable_shared_blobs(&self) -> bool {
+        self.flag("HF_HUB_DISABLE_SHARED_BLOBS")
+    }
+
     /// `HF_HUB_DOWNLOAD_TIMEOUT` (whole seconds, default 10): the longest silence while reading.
     pub fn download_timeout(&self) -> Duration {
         let seconds = self
@@ -478,13 +483,16 @@ mod tests {
             ("HF_HUB_OFFLINE", "yes"),
             ("HF_ENDPOINT", "http://x:1/"),
             ("HF_HUB_DOWNLOAD_TIMEOUT", "0"),
+            ("HF_HUB_DISABLE_SHARED_BLOBS", "ON"),
         ]);
         assert!(e.offline());
+        assert!(e.disable_shared_blobs());
         assert!(e.cargo_offline());
         assert_eq!(e.endpoint(), "http://x:1");
         assert_eq!(e.download_timeout(), Duration::from_secs(1));
         let none = env(&[("HF_HUB_OFFLINE", "0"), ("CARGO_NET_OFFLINE", "true")]);
         assert!(!none.offline());
+        assert!(!none.disable_shared_blobs());
         assert!(none.cargo_offline());
         assert_eq!(none.endpoint(), "https://huggingface.co");
         assert_eq!(none.download_timeout(), Duration::from_secs(10));

@@ -12,9 +12,10 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::platform::{self, open_no_follow, remove_file, rename};
 
-/// A file-system operation that failed, with what was being done and to which path.
+/// A file-system operation that failed, with what was being done and to which path, and for
+/// the failures a user can act on (permissions, a full disk), what to check.
 #[derive(Debug, thiserror::Error)]
-#[error("failed to {action} `{path}`: {source}{}", hint(source))]
+#[error("failed to {action} `{path}`: {source}{hint}")]
 pub struct IoError {
     /// What was being done, e.g. `create the blob`.
     pub action: &'static str,
@@ -23,6 +24,8 @@ pub struct IoError {
     /// The cause.
     #[source]
     pub source: io::Error,
+    /// What to check, worked out when the error happened (the folder's owner then).
+    hint: String,
 }
 
 impl IoError {
@@ -30,21 +33,86 @@ impl IoError {
     pub(crate) fn new(action: &'static str, path: &Utf8Path, source: io::Error) -> IoError {
         IoError {
             action,
+            hint: hint(path, &source),
             path: path.to_owned(),
             source,
         }
     }
 }
 
-fn hint(error: &io::Error) -> &'static str {
+/// What to check for an error a user can act on; empty for the others. A path in an HF cache
+/// (a folder above it holds the cache's `CACHEDIR.TAG`) may also be moved elsewhere.
+fn hint(path: &Utf8Path, error: &io::Error) -> String {
+    let cache = || {
+        if in_hf_cache(path) {
+            "; or point --cache-dir / HF_HUB_CACHE elsewhere"
+        } else {
+            ""
+        }
+    };
     match error.kind() {
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
-            " (the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere)"
+            format!(" (the disk is full: free some space{})", cache())
         }
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            " (permission denied: check who owns the cache, or point --cache-dir / HF_HUB_CACHE elsewhere)"
+        io::ErrorKind::ReadOnlyFilesystem => {
+            format!(" (the file system is mounted read-only{})", cache())
         }
-        _ => "",
+        io::ErrorKind::PermissionDenied => {
+            format!(" (permission denied: {}{})", who_may_write(path), cache())
+        }
+        _ => String::new(),
+    }
+}
+
+/// Whether a folder above `path` is an HF hub cache: it holds the tag both clients write there.
+fn in_hf_cache(path: &Utf8Path) -> bool {
+    path.ancestors().skip(1).any(|folder| {
+        fs::read_to_string(folder.join("CACHEDIR.TAG"))
+            .is_ok_and(|tag| tag.contains("created by huggingface_hub"))
+    })
+}
+
+/// The nearest folder above `path` that exists (where the write had to happen), named in full:
+/// a relative path such as `.` would not say which folder it is.
+fn nearest_folder(path: &Utf8Path) -> Option<(Utf8PathBuf, fs::Metadata)> {
+    path.ancestors()
+        .skip(1)
+        .map(|folder| {
+            if folder.as_str().is_empty() {
+                Utf8Path::new(".")
+            } else {
+                folder
+            }
+        })
+        .find_map(|folder| {
+            let meta = fs::metadata(folder).ok()?;
+            let full = fs::canonicalize(folder)
+                .ok()
+                .and_then(|full| Utf8PathBuf::try_from(full).ok());
+            meta.is_dir()
+                .then(|| (full.unwrap_or_else(|| folder.to_owned()), meta))
+        })
+}
+
+/// Who may write where `path` is: the folder's owner and mode against the user facehugger runs as
+/// (in a container, often another uid than the one owning a mounted folder). Windows has no uids
+/// or modes: there it names the folder.
+fn who_may_write(path: &Utf8Path) -> String {
+    let Some((folder, meta)) = nearest_folder(path) else {
+        return format!("check who may write `{path}`");
+    };
+    let (Some((owner, mode)), Some(me)) = (platform::owner_and_mode(&meta), platform::user_id())
+    else {
+        return format!("check that this user may write `{folder}`");
+    };
+    if owner == me {
+        format!(
+            "`{folder}` has mode {mode:o}: check that its owner, uid {me}, may write it and `{path}`"
+        )
+    } else {
+        format!(
+            "`{folder}` belongs to uid {owner} (mode {mode:o}) and facehugger runs as uid {me}: check who owns it"
+        )
     }
 }
 
@@ -201,31 +269,64 @@ mod tests {
 
     #[test]
     fn io_errors_name_the_path_and_suggest_a_way_out() {
-        let full = IoError::new(
-            "write",
-            Utf8Path::new("/c/blobs/x"),
-            io::Error::from(io::ErrorKind::StorageFull),
-        );
-        let message = full.to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let root = Utf8PathBuf::from_path_buf(dir.path().canonicalize().unwrap()).unwrap();
+        let cache = root.join("hub");
+        fs::create_dir_all(cache.join("blobs")).unwrap();
+        let full = |path: &Utf8Path| {
+            IoError::new("write", path, io::Error::from(io::ErrorKind::StorageFull)).to_string()
+        };
+        let message = full(&cache.join("blobs/x"));
         assert!(
-            message.starts_with("failed to write `/c/blobs/x`: "),
+            message.starts_with(&format!("failed to write `{cache}/blobs/x`: ")),
             "{message}"
         );
         assert!(
-            message.ends_with(
-                "(the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere)"
+            message.ends_with("(the disk is full: free some space)"),
+            "{message}"
+        );
+        // In an HF cache (its tag says so), moving the cache is a way out too.
+        fs::write(
+            cache.join("CACHEDIR.TAG"),
+            "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n",
+        )
+        .unwrap();
+        assert!(
+            full(&cache.join("blobs/x")).ends_with(
+                "(the disk is full: free some space; or point --cache-dir / HF_HUB_CACHE elsewhere)"
             ),
             "{message}"
         );
+        // Permission denied names the nearest folder there is, in full.
         let denied = IoError::new(
             "write",
-            Utf8Path::new("/c"),
+            &cache.join("missing/deeper/f"),
             io::Error::from(io::ErrorKind::PermissionDenied),
+        )
+        .to_string();
+        assert!(
+            denied.contains(&format!("(permission denied: `{cache}` ")),
+            "{denied}"
         );
         assert!(
-            denied
+            denied.ends_with("; or point --cache-dir / HF_HUB_CACHE elsewhere)"),
+            "{denied}"
+        );
+        let read_only = IoError::new(
+            "write",
+            &root.join("f"),
+            io::Error::from(io::ErrorKind::ReadOnlyFilesystem),
+        );
+        assert!(
+            read_only
                 .to_string()
-                .contains("permission denied: check who owns the cache")
+                .ends_with("(the file system is mounted read-only)"),
+            "{read_only}"
+        );
+        let other = IoError::new("write", &root.join("f"), io::Error::other("odd"));
+        assert_eq!(
+            other.to_string(),
+            format!("failed to write `{root}/f`: odd")
         );
     }
 

@@ -3,6 +3,7 @@
 //! hash to its etag.
 
 use std::fmt;
+use std::io::{self, Read};
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -97,6 +98,28 @@ impl Verifier {
             size,
         })
     }
+}
+
+/// Hashes what `reader` holds against `file`, reading at most one byte past its size (a longer
+/// content is wrong whatever follows). Returns the bytes read and the verdict.
+pub(crate) fn check_reader(
+    mut reader: impl Read,
+    file: &RepoFile,
+) -> io::Result<(u64, Result<(), Mismatch>)> {
+    let mut verifier = Verifier::new(file);
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut size = 0u64;
+    let limit = file.size.saturating_add(1);
+    while size < limit {
+        let wanted = buffer.len().min((limit - size) as usize);
+        let read = reader.read(&mut buffer[..wanted])?;
+        if read == 0 {
+            break;
+        }
+        verifier.update(&buffer[..read]);
+        size += read as u64;
+    }
+    Ok((size, verifier.check(file, size)))
 }
 
 /// Lowercase hex.

@@ -101,6 +101,32 @@ pub(crate) fn set_path_mode(path: impl AsRef<Path>, mode: u32) -> io::Result<()>
     }
 }
 
+/// The owner (uid) and permission bits of what `meta` describes; `None` on Windows.
+pub(crate) fn owner_and_mode(meta: &fs::Metadata) -> Option<(u32, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((meta.uid(), meta.mode() & 0o7777))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// The user this process runs as (its effective uid); `None` on Windows.
+pub(crate) fn user_id() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        Some(rustix::process::geteuid().as_raw())
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
 /// Reads into `buffer` from `offset`, without using (or, on Unix, moving) the file's cursor;
 /// returns the bytes read, 0 at the end of the file. Several threads may read and write one
 /// file at once this way.

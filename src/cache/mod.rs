@@ -31,14 +31,14 @@ use std::fs::{self, File};
 use std::io;
 use std::sync::{Arc, Mutex};
 
-use camino::{Utf8Component, Utf8Path, Utf8PathBuf};
+use camino::{Utf8Path, Utf8PathBuf};
 
-use crate::files::{IoError, open_regular, parent_of, read_capped};
+use crate::files::{IoError, open_regular, read_capped};
 use crate::platform::LINK_SEPARATOR;
 use crate::repo::{CommitId, Repo, RepoFile, is_lower_hex};
 pub(crate) use remove::{Footprint, Removal};
 pub(crate) use scan::{Pointee, RepoScan, RevisionScan, Usage};
-pub(crate) use shared::SharedStore;
+pub(crate) use shared::{Reuse, SharedStore};
 use tree::parse_tree;
 pub(crate) use write::{BlobLock, remove_partial};
 
@@ -387,19 +387,9 @@ fn list_tree(dir: &Utf8Path, prefix: &str, found: &mut HashMap<String, Entry>) {
 
 /// Where the link `<repo>/blobs/<etag>` leads, if it is one the reference client makes for a
 /// Xet file: into the cache's shared store, `<cache>/blobs/<2 hex>/<64 hex>` (hf-protocol.md
-/// 3.7). The target is worked out from the link's text as the reference client does it (made
-/// absolute, `..` taken lexically), so nothing is followed; any other link is no blob.
+/// 3.7), worked out from the link's text, so nothing is followed; any other link is no blob.
 fn shared_blob(root: &Utf8Path, blob: &Utf8Path) -> Option<Utf8PathBuf> {
-    let target = Utf8PathBuf::from_path_buf(fs::read_link(blob).ok()?).ok()?;
-    let resolved = lexical(&parent_of(blob).join(target))?;
-    let store = lexical(&root.join("blobs"))?;
-    let mut parts = resolved.strip_prefix(&store).ok()?.components();
-    let (Some(prefix), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
-        return None;
-    };
-    let (prefix, hash) = (prefix.as_str(), hash.as_str());
-    (is_lower_hex(hash, 64) && hash[..2] == *prefix)
-        .then(|| root.join("blobs").join(prefix).join(hash))
+    SharedStore::new(root).linked_payload(blob)
 }
 
 /// Whether the link `blob` leads into the shared store, to a regular file.
@@ -407,22 +397,6 @@ fn is_shared_blob(root: &Utf8Path, blob: &Utf8Path) -> bool {
     shared_blob(root, blob)
         .and_then(|path| fs::symlink_metadata(path).ok())
         .is_some_and(|meta| meta.is_file())
-}
-
-/// `path` made absolute, with `.` and `..` taken away by the letter (Python's `abspath`).
-fn lexical(path: &Utf8Path) -> Option<Utf8PathBuf> {
-    let absolute = Utf8PathBuf::from_path_buf(std::path::absolute(path).ok()?).ok()?;
-    let mut out = Utf8PathBuf::new();
-    for component in absolute.components() {
-        match component {
-            Utf8Component::ParentDir => {
-                out.pop();
-            }
-            Utf8Component::CurDir => {}
-            other => out.push(other),
-        }
-    }
-    Some(out)
 }
 
 /// What to tell the user when symbolic links cannot be made in a repo folder `dir`, as the

@@ -20,10 +20,12 @@ use std::io::{self, Write};
 
 use camino::{Utf8Path, Utf8PathBuf};
 
+use super::Cache;
 use super::scan::normalize;
-use crate::files::{IoError, unique_sibling};
-use crate::platform::{open_no_follow, remove_file, rename, set_mode};
-use crate::repo::{Repo, is_lower_hex};
+use crate::files::{IoError, open_regular, unique_sibling};
+use crate::hash::check_reader;
+use crate::platform::{open_no_follow, remove_file, rename, set_mode, symlink_file};
+use crate::repo::{Repo, RepoFile, is_lower_hex};
 
 /// The store's folder, at the cache root.
 const STORE_DIR: &str = "blobs";
@@ -87,6 +89,12 @@ impl SharedStore {
             && fs::read(&marker).is_ok_and(|content| content == MARKER_CONTENT)
     }
 
+    /// The store's payload that a repo blob links to, if it is such a link (see
+    /// [`SharedStore::linked_hash`]); nothing is followed.
+    pub(crate) fn linked_payload(&self, repo_blob: &Utf8Path) -> Option<Utf8PathBuf> {
+        self.payload_path(&self.linked_hash(repo_blob)?)
+    }
+
     /// `<cache>/blobs/<h[..2]>/<h>`, if `hash` is a Xet hash (64 lowercase hex).
     pub(crate) fn payload_path(&self, hash: &str) -> Option<Utf8PathBuf> {
         is_lower_hex(hash, 64).then(|| self.dir().join(&hash[..2]).join(hash))
@@ -110,7 +118,6 @@ impl SharedStore {
     }
 
     /// What a repo's `blobs/<etag>` link into the store holds: `../../blobs/<h[..2]>/<h>`.
-    #[allow(dead_code)] // For the downloader, which links blobs into the store.
     pub(crate) fn link_target(hash: &str) -> String {
         format!("../../{STORE_DIR}/{}/{hash}", &hash[..hash.len().min(2)])
     }
@@ -126,8 +133,13 @@ impl SharedStore {
     /// The Xet hash a link at `link` with this target leads to, if it leads into the store (the
     /// link need not be there: a blob moved away is judged where it was).
     pub(crate) fn hash_of_target(&self, link: &Utf8Path, target: &Utf8Path) -> Option<String> {
-        let resolved = normalize(&link.parent()?.join(target));
-        let inside = resolved.strip_prefix(normalize(&self.dir())).ok()?;
+        // Made absolute first: `..` taken by the letter must not climb out of a relative root.
+        let absolute = |path: &Utf8Path| {
+            let path = std::path::absolute(path).ok()?;
+            Some(normalize(&Utf8PathBuf::from_path_buf(path).ok()?))
+        };
+        let resolved = absolute(&link.parent()?.join(target))?;
+        let inside = resolved.strip_prefix(absolute(&self.dir())?).ok()?;
         let mut parts = inside.components().map(|part| part.as_str());
         let (Some(prefix), Some(hash), None) = (parts.next(), parts.next(), parts.next()) else {
             return None;
@@ -223,12 +235,6 @@ impl SharedStore {
 }
 
 impl StoreLock<'_> {
-    /// The payload's Xet hash.
-    #[allow(dead_code)] // For the downloader, which links blobs into the store.
-    pub(crate) fn hash(&self) -> &str {
-        &self.hash
-    }
-
     /// The manifest lines that still hold the payload (see [`SharedStore`]); `None` when the
     /// manifest is missing or unreadable.
     pub(crate) fn references(&self) -> Option<Vec<String>> {
@@ -306,6 +312,100 @@ impl StoreLock<'_> {
     }
 }
 
+/// What the shared store had for a file, in [`Cache::reuse_shared_blob`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reuse {
+    /// The repo's `blobs/<etag>` now links to the store's verified copy.
+    Linked,
+    /// No usable copy (no marked store, no entry of the file's size, or it could not be linked):
+    /// the file is downloaded as usual.
+    Absent,
+    /// The store's copy does not hash to the file's etag: it is left alone (other repos link to
+    /// it) and the file is downloaded.
+    Corrupt {
+        /// The store's file.
+        payload: Utf8PathBuf,
+        /// The repo blobs that link to it (`.refs` lines that still hold).
+        users: Vec<String>,
+    },
+}
+
+impl Cache {
+    /// Links the repo's `blobs/<etag>` to the shared Xet store's copy of `file`, as huggingface_hub
+    /// 2.4.0 reuses one, when the store (marked) has a regular file of the right size under
+    /// the file's Xet hash and its bytes hash to the file's etag: the store's lock taken, the
+    /// link made under a temporary name, the reference appended to `<hash>.refs` and flushed,
+    /// then the link renamed into place. Call it holding the blob's lock. Failing to link is
+    /// not an error: the file is downloaded instead, as the reference client does.
+    pub(crate) fn reuse_shared_blob(&self, repo: &Repo, file: &RepoFile) -> Reuse {
+        // The store lives only where links work (huggingface_hub uses it only then, and not
+        // with HF_HUB_DISABLE_SYMLINKS): a repo blob links into it.
+        if !matches!(self.links_work(repo), Ok(true)) {
+            return Reuse::Absent;
+        }
+        let store = self.store();
+        let Some(hash) = file.xet_hash.as_deref() else {
+            return Reuse::Absent;
+        };
+        let Some(payload) = store.payload_path(hash) else {
+            return Reuse::Absent;
+        };
+        let usable = || {
+            fs::symlink_metadata(&payload)
+                .is_ok_and(|meta| meta.is_file() && meta.len() == file.size)
+        };
+        if !usable() || !store.is_marked() {
+            return Reuse::Absent;
+        }
+        let Ok(lock) = store.lock(hash) else {
+            return Reuse::Absent;
+        };
+        if !usable() {
+            return Reuse::Absent;
+        }
+        // The reference client trusts the entry's size; facehugger installs nothing unverified.
+        let verdict = open_regular(&payload).and_then(|reader| check_reader(reader, file));
+        match verdict {
+            Ok((_, Ok(()))) => {}
+            Ok((_, Err(_))) => {
+                return Reuse::Corrupt {
+                    users: lock.references().unwrap_or_default(),
+                    payload,
+                };
+            }
+            Err(_) => return Reuse::Absent,
+        }
+        match self.link_into_store(repo, file.etag(), hash, &lock) {
+            Ok(()) => Reuse::Linked,
+            Err(_) => Reuse::Absent,
+        }
+    }
+
+    /// Makes `blobs/<etag>` a relative link to the store's payload `hash`, its reference added
+    /// to the manifest before the link appears.
+    fn link_into_store(
+        &self,
+        repo: &Repo,
+        etag: &str,
+        hash: &str,
+        lock: &StoreLock<'_>,
+    ) -> Result<(), IoError> {
+        let blob = self.blob_path(repo, etag);
+        let temp = unique_sibling(&blob, "shared");
+        symlink_file(&SharedStore::link_target(hash), &temp)
+            .map_err(|err| IoError::new("link the shared blob", &temp, err))?;
+        let linked = lock
+            .append_reference(&SharedStore::reference(repo, etag))
+            .and_then(|()| {
+                rename(&temp, &blob).map_err(|err| IoError::new("link the shared blob", &blob, err))
+            });
+        if linked.is_err() {
+            let _ = remove_file(&temp);
+        }
+        linked
+    }
+}
+
 /// A manifest line as huggingface_hub writes one: `<type>s--<name>/blobs/<etag>`, relative, with
 /// no `..`.
 fn is_reference_line(line: &str) -> bool {
@@ -350,7 +450,6 @@ fn invalid_hash(dir: &Utf8Path, hash: &str) -> IoError {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use crate::platform::symlink_file;
     use crate::repo::RepoType;
 
     fn symlink(target: String, link: impl AsRef<std::path::Path>) -> std::io::Result<()> {
@@ -500,6 +599,5 @@ mod tests {
             store.linked_hash(&b_blobs.join("e")).as_deref(),
             Some(other.as_str())
         );
-        assert_eq!(lock.hash(), hash);
     }
 }

@@ -171,7 +171,7 @@ impl Cache {
     /// as a probe found, once per repo folder, as the reference client's
     /// `are_symlinks_supported` does it (in the folder that holds both the blobs and the
     /// snapshots).
-    fn links_work(&self, repo: &Repo) -> Result<bool, IoError> {
+    pub(super) fn links_work(&self, repo: &Repo) -> Result<bool, IoError> {
         if self.links_disabled {
             return Ok(false);
         }

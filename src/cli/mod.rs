@@ -448,6 +448,7 @@ impl CommonArgs {
                 jobs: usize::from(self.jobs),
                 connections_per_file: usize::from(self.connections_per_file),
                 chunk_bytes: self.chunk_size * 1024,
+                ..TransferOptions::default()
             },
             env: crate::env::Env::process(),
         }

@@ -31,11 +31,16 @@ pub(super) enum Format {
 /// The `Finished` line: files, time, bytes and rate, and what was already there; with `-v`,
 /// each model's snapshot folder.
 pub(super) fn finished(reporter: &Terminal, report: &SyncReport) {
-    let total = report.downloaded_files + report.linked_files + report.fresh_files;
+    let total =
+        report.downloaded_files + report.linked_files + report.shared_files + report.fresh_files;
+    let shared = match report.shared_files {
+        0 => String::new(),
+        n => format!("; {n} from hf's shared Xet store"),
+    };
     reporter.status(
         "Finished",
         &format!(
-            "{} in {:.2}s ({} downloaded, {}{}; {} already cached)",
+            "{} in {:.2}s ({} downloaded, {}{}; {} already cached{shared})",
             plural(total, "file"),
             report.elapsed.as_secs_f64(),
             report.downloaded_files,
@@ -123,6 +128,7 @@ fn problem_json(problem: &Problem) -> Value {
             expected,
             actual,
             blob,
+            ..
         } => ("corrupt", Some(expected), Some(actual), Some(blob)),
         ProblemKind::WrongLink {
             expected,
@@ -132,14 +138,22 @@ fn problem_json(problem: &Problem) -> Value {
         } => ("wrong-link", Some(expected), Some(actual), Some(blob)),
         ProblemKind::Unknown { reason } => ("unknown", None, Some(reason), None),
     };
-    json!({
+    let mut json = json!({
         "model": problem.model,
         "path": problem.path,
         "problem": name,
         "expected": expected,
         "actual": actual,
         "blob": blob,
-    })
+    });
+    if let ProblemKind::Corrupt {
+        shared: Some(copy), ..
+    } = &problem.kind
+    {
+        json["shared_blob"] = json!(copy.payload);
+        json["used_by"] = json!(copy.used_by);
+    }
+    json
 }
 
 /// The dry-run plan as JSON: per model, its command and files.
@@ -224,8 +238,25 @@ fn print_verify(report: &VerifyReport) {
     for problem in &report.problems {
         let detail = match &problem.kind {
             ProblemKind::Corrupt {
-                expected, actual, ..
+                expected,
+                actual,
+                shared: None,
+                ..
             } => format!("corrupt: expected {expected}, got {actual}"),
+            ProblemKind::Corrupt {
+                expected,
+                actual,
+                shared: Some(copy),
+                ..
+            } => format!(
+                "corrupt: expected {expected}, got {actual}: the corrupt file is `{}` in hf's shared Xet store, linked from {}",
+                copy.payload,
+                if copy.used_by.is_empty() {
+                    "no repo".to_owned()
+                } else {
+                    copy.used_by.join(", ")
+                }
+            ),
             ProblemKind::WrongLink {
                 expected, actual, ..
             } => format!("wrong link: points to {actual}, expected {expected}"),

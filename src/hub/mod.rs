@@ -23,6 +23,7 @@ use std::sync::Arc;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use ureq::Body;
+use ureq::http::Response;
 
 pub(crate) use config::HubConfig;
 pub use error::HubError;
@@ -148,6 +149,10 @@ impl<'r> Hub<'r> {
             .map_err(|error| self.transport.redact(error))
     }
 
+    /// Follows the pages. The cursor of the next page is in the `Link` header, so its request
+    /// goes out as soon as this page's headers are in, while another thread reads and parses
+    /// the bodies in order: for a large dataset's hundred pages, their transfer overlaps the next
+    /// requests' round trips.
     fn tree(&self, repo: &Repo, commit: &CommitId) -> Result<Vec<Arc<RepoFile>>, HubError> {
         let what = format!("listing the files of `{}` at {commit}", repo.id);
         let mut url = format!(
@@ -156,39 +161,63 @@ impl<'r> Hub<'r> {
             repo.repo_type.plural(),
             repo.id,
         );
-        let mut files = Vec::new();
-        loop {
-            let (response, _) = self.transport.get_ok(
-                &url,
-                None,
-                &what,
-                (repo, Some(commit.as_str())),
-                self.reporter,
-            )?;
-            let next = next_page(&response);
-            let page = read_text(response, &url, &what)?;
-            let page = parse_tree_page(&page).map_err(|message| HubError::InvalidResponse {
-                what: what.clone(),
-                url: strip_query(&url).to_owned(),
-                message,
-            })?;
-            files.extend(page.into_iter().map(Arc::new));
-            match next {
-                // The next page must stay on the endpoint: it is sent the token.
-                Some(next) if origin_of(&next) == self.transport.origin => url = next,
-                Some(next) => {
-                    return Err(HubError::InvalidResponse {
-                        what,
-                        url: strip_query(&url).to_owned(),
-                        message: format!(
-                            "the next page is on another origin, {}: refused, since the token would go there",
-                            shown(&origin_of(&next), MAX_SHOWN_CHARS)
-                        ),
-                    });
+        std::thread::scope(|scope| {
+            // Made here, so that an early return drops the sender before the scope waits for the
+            // reader.
+            let (pages, arriving) = std::sync::mpsc::channel::<(String, Response<Body>)>();
+            let reader = scope.spawn(|| {
+                let mut files = Vec::new();
+                for (url, response) in arriving {
+                    let page = read_text(response, &url, &what)?;
+                    let page =
+                        parse_tree_page(&page).map_err(|message| HubError::InvalidResponse {
+                            what: what.clone(),
+                            url: strip_query(&url).to_owned(),
+                            message,
+                        })?;
+                    files.extend(page.into_iter().map(Arc::new));
                 }
-                None => return Ok(files),
-            }
-        }
+                Ok(files)
+            });
+            let fetched = loop {
+                let (response, _) = self.transport.get_ok(
+                    &url,
+                    None,
+                    &what,
+                    (repo, Some(commit.as_str())),
+                    self.reporter,
+                )?;
+                let next = next_page(&response);
+                // The reader stops early only on a bad page: no use asking for more.
+                if reader.is_finished() || pages.send((url.clone(), response)).is_err() {
+                    break Ok(());
+                }
+                match next {
+                    // The next page must stay on the endpoint: it is sent the token.
+                    Some(next) if origin_of(&next) == self.transport.origin => url = next,
+                    Some(next) => {
+                        break Err(HubError::InvalidResponse {
+                            what: what.clone(),
+                            url: strip_query(&url).to_owned(),
+                            message: format!(
+                                "the next page is on another origin, {}: refused, since the token would go there",
+                                shown(&origin_of(&next), MAX_SHOWN_CHARS)
+                            ),
+                        });
+                    }
+                    None => break Ok(()),
+                }
+            };
+            drop(pages);
+            let files = reader.join().unwrap_or_else(|_| {
+                Err(HubError::InvalidResponse {
+                    what: what.clone(),
+                    url: strip_query(&url).to_owned(),
+                    message: "reading the pages panicked".into(),
+                })
+            });
+            fetched.and(files)
+        })
     }
 
     /// Starts downloading bytes of a file: resolves it with the range (so that a bridge URL is

@@ -23,7 +23,7 @@ pub use lock::{LockReport, lock};
 pub use remove::{RemoveOptions, remove};
 pub use status::{ModelStatus, path, status};
 pub use sync::{plan, sync};
-pub use verify::{Problem, ProblemKind, VerifiedModel, VerifyReport, verify};
+pub use verify::{Problem, ProblemKind, SharedCopy, VerifiedModel, VerifyReport, verify};
 
 use crate::cache::{Cache, without_links_warning};
 use crate::env::Env;
@@ -75,7 +75,11 @@ impl Options {
             hub: HubConfig::from_env(&self.env),
             mode,
             offline: self.offline(),
-            transfer: self.transfer,
+            transfer: TransferOptions {
+                reuse_shared_blobs: self.transfer.reuse_shared_blobs
+                    && !self.env.disable_shared_blobs(),
+                ..self.transfer
+            },
             selection: project.selection,
         })
     }

@@ -3,16 +3,15 @@
 //! `repair`, remove what is corrupt and download or link it again.
 
 use std::fs::File;
-use std::io::Read;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 use super::status::selected_files;
 use super::{Options, locals};
-use crate::cache::{Entry, links_to_blob, relative_blob_target};
+use crate::cache::{Entry, SharedStore, links_to_blob, relative_blob_target};
 use crate::error::Error;
 use crate::files::open_regular;
-use crate::hash::Verifier;
+use crate::hash::check_reader;
 use crate::project::load_lock;
 use crate::repo::{CommitId, Repo, RepoFile};
 use crate::report::Reporter;
@@ -80,6 +79,9 @@ pub enum ProblemKind {
         actual: String,
         /// What was hashed: the blob, or the file in the snapshot where links are off.
         blob: Utf8PathBuf,
+        /// When the blob links into huggingface_hub's shared Xet store: the store's file, which
+        /// is what is corrupt, and who uses it.
+        shared: Option<SharedCopy>,
     },
     /// The snapshot entry is a link, but not to the blob of the file's etag.
     WrongLink {
@@ -100,6 +102,15 @@ pub enum ProblemKind {
     },
 }
 
+/// A corrupt file of huggingface_hub's shared Xet store, which several repos may link to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedCopy {
+    /// The store's file: `<cache>/blobs/<2 hex>/<xet hash>`.
+    pub payload: Utf8PathBuf,
+    /// The repo blobs linking to it, as its `.refs` lists them (`models--a--b/blobs/<etag>`).
+    pub used_by: Vec<String>,
+}
+
 /// Re-hashes the cached files of every model; with `repair`, removes the corrupt blobs (or
 /// files, where links are off), downloads what is missing again and relinks what links
 /// elsewhere (a sync of the locked revisions), and checks once more.
@@ -114,10 +125,19 @@ pub fn verify(
     if repair && !problems.is_empty() {
         for problem in &problems {
             match &problem.kind {
-                ProblemKind::Corrupt { expected, blob, .. }
-                    if *blob == settings.cache.blob_path(&problem.repo, expected) =>
-                {
+                ProblemKind::Corrupt {
+                    expected,
+                    blob,
+                    shared,
+                    ..
+                } if *blob == settings.cache.blob_path(&problem.repo, expected) => {
+                    // A link into the shared store goes, not the store's file: other repos link
+                    // to it. Its manifest then drops this repo (and the file goes with its last
+                    // user).
                     settings.cache.remove_blob(&problem.repo, expected)?;
+                    if let Some(hash) = shared.as_ref().and_then(|copy| copy.payload.file_name()) {
+                        settings.cache.store().lock(hash)?.sweep()?;
+                    }
                 }
                 // The content itself, in a snapshot where links are off; or a link that leads
                 // elsewhere (removed, not followed): the sync puts the right one back.
@@ -251,6 +271,7 @@ fn check(settings: &Settings) -> Result<(Vec<VerifiedModel>, Vec<Problem>), Erro
                     ProblemKind::Corrupt {
                         expected: etag.to_owned(),
                         actual,
+                        shared: shared_copy(&cache.store(), &hashed),
                         blob: hashed,
                     },
                 ));
@@ -261,32 +282,23 @@ fn check(settings: &Settings) -> Result<(Vec<VerifiedModel>, Vec<Problem>), Erro
     Ok((models, problems))
 }
 
-/// Hashes what `reader` holds (at most one byte more than the file's size: a longer file is
-/// corrupt whatever follows). Returns the bytes read, and the actual hash when it is not what
+/// The shared store's file behind a repo blob that links there, and who uses it.
+fn shared_copy(store: &SharedStore, blob: &Utf8Path) -> Option<SharedCopy> {
+    let hash = store.linked_hash(blob)?;
+    let used_by = store
+        .lock(&hash)
+        .ok()
+        .and_then(|lock| lock.references())
+        .unwrap_or_default();
+    Some(SharedCopy {
+        payload: store.payload_path(&hash)?,
+        used_by,
+    })
+}
+
+/// Hashes what `reader` holds. Returns the bytes read, and the actual hash when it is not what
 /// the etag says.
-fn hash(
-    mut reader: File,
-    path: &Utf8Path,
-    file: &RepoFile,
-) -> Result<(u64, Option<String>), Error> {
-    let mut verifier = Verifier::new(file);
-    let mut buffer = vec![0u8; 1024 * 1024];
-    let mut size = 0u64;
-    let limit = file.size.saturating_add(1);
-    while size < limit {
-        let wanted = buffer.len().min((limit - size) as usize);
-        let read = reader
-            .read(&mut buffer[..wanted])
-            .map_err(|err| Error::io("read", path, err))?;
-        if read == 0 {
-            break;
-        }
-        verifier.update(&buffer[..read]);
-        size += read as u64;
-    }
-    let actual = verifier
-        .check(file, size)
-        .err()
-        .map(|mismatch| mismatch.actual);
-    Ok((size, actual))
+fn hash(reader: File, path: &Utf8Path, file: &RepoFile) -> Result<(u64, Option<String>), Error> {
+    let (size, verdict) = check_reader(reader, file).map_err(|err| Error::io("read", path, err))?;
+    Ok((size, verdict.err().map(|mismatch| mismatch.actual)))
 }

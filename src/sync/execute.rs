@@ -18,14 +18,14 @@ use camino::{Utf8Path, Utf8PathBuf};
 use super::TransferOptions;
 use super::installer::{Installer, Staged};
 use super::segments::{fetch_segmented, resumable_runs};
-use crate::cache::{Cache, chunk_record_path, remove_partial};
+use crate::cache::{Cache, Reuse, chunk_record_path, remove_partial};
 use crate::error::Error;
 use crate::hash::Verifier;
 use crate::hub::{ByteRange, Download, Hub, HubError};
 use crate::platform::read_at;
 use crate::pool::Budget;
 use crate::repo::{CommitId, Repo, RepoFile};
-use crate::report::Reporter;
+use crate::report::{Event, Reporter};
 
 /// Consecutive failed attempts (no byte received) before a download gives up.
 pub(super) const MAX_STALLED_ATTEMPTS: u32 = 5;
@@ -54,6 +54,8 @@ pub(crate) struct Transfer<'a> {
     pub(crate) connections_per_file: usize,
     /// Open connections in all, shared by every download.
     pub(crate) budget: Budget,
+    /// Whether a verified copy in hf's shared Xet store is linked rather than downloaded.
+    pub(crate) reuse_shared_blobs: bool,
     /// Told of every file and every byte.
     pub(crate) reporter: &'a dyn Reporter,
 }
@@ -65,6 +67,7 @@ impl<'a> Transfer<'a> {
             chunk_bytes: options.chunk_bytes.max(1),
             connections_per_file: options.connections_per_file.max(1),
             budget: Budget::new(options.jobs),
+            reuse_shared_blobs: options.reuse_shared_blobs,
             reporter,
         }
     }
@@ -75,6 +78,8 @@ impl<'a> Transfer<'a> {
 pub(crate) enum Outcome {
     /// The blob was in the cache: the file is linked.
     Linked,
+    /// hf's shared Xet store had a verified copy: the blob links to it, the file to the blob.
+    Shared,
     /// The blob was downloaded and verified, and waits in the installer to be made durable,
     /// renamed into place and linked.
     Staged,
@@ -95,6 +100,22 @@ pub(crate) fn install(
         cache.link(&job.repo, &job.commit, &job.file.path, etag)?;
         return Ok(Outcome::Linked);
     }
+    if transfer.reuse_shared_blobs {
+        match cache.reuse_shared_blob(&job.repo, &job.file) {
+            Reuse::Linked => {
+                cache.link(&job.repo, &job.commit, &job.file.path, etag)?;
+                // Counted as done: the progress total included it.
+                transfer.reporter.bytes_arrived(job.file.size);
+                return Ok(Outcome::Shared);
+            }
+            Reuse::Corrupt { payload, users } => {
+                transfer.reporter.event(Event::Warning {
+                    message: &corrupt_shared_blob(&payload, &users, &job.file.path),
+                });
+            }
+            Reuse::Absent => {}
+        }
+    }
     let name = format!("{}: {}", job.repo, job.file.path);
     transfer.reporter.file_started(&name);
     let downloaded = download_verified(hub, cache, transfer, job);
@@ -110,6 +131,19 @@ pub(crate) fn install(
         _lock: lock,
     });
     Ok(Outcome::Staged)
+}
+
+/// The warning for a corrupt copy in hf's shared Xet store: which file, which repos use it,
+/// and that it was left alone.
+pub(crate) fn corrupt_shared_blob(payload: &Utf8Path, users: &[String], path: &str) -> String {
+    let users = if users.is_empty() {
+        "no repo".to_owned()
+    } else {
+        users.join(", ")
+    };
+    format!(
+        "the shared Xet store's copy of {path}, `{payload}`, is corrupt (its bytes do not hash to the file's etag): downloaded instead; it is left alone, linked from {users}: `hf cache verify` each, and remove it once none uses it"
+    )
 }
 
 /// Whether a file is fetched in segments (and so has a resume record beside its partial file).

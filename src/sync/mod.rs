@@ -61,6 +61,9 @@ pub struct TransferOptions {
     pub connections_per_file: usize,
     /// Files of at least twice this size are fetched in ranged chunks of this size.
     pub chunk_bytes: u64,
+    /// Link a file to hf's shared Xet store when it has a verified copy, rather than download it
+    /// (off with `HF_HUB_DISABLE_SHARED_BLOBS=1`).
+    pub reuse_shared_blobs: bool,
 }
 
 impl Default for TransferOptions {
@@ -69,6 +72,7 @@ impl Default for TransferOptions {
             jobs: DEFAULT_JOBS,
             connections_per_file: DEFAULT_CONNECTIONS_PER_FILE,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
+            reuse_shared_blobs: true,
         }
     }
 }
@@ -148,6 +152,8 @@ pub struct SyncReport {
     pub downloaded_bytes: u64,
     /// Files linked from a blob already in the cache.
     pub linked_files: usize,
+    /// Files linked to a verified copy in huggingface_hub's shared Xet store (not downloaded).
+    pub shared_files: usize,
     /// Files that were already in place.
     pub fresh_files: usize,
     /// The snapshot folder of each model (`repo@ref`), in manifest order.
@@ -377,18 +383,19 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     let mut failures = Vec::new();
     for (index, (job, outcome)) in jobs.iter().zip(outcomes).enumerate() {
         let result = match outcome {
-            Ok(Outcome::Linked) => Ok(None),
             Ok(Outcome::Staged) => match not_installed.remove(&index) {
-                None => Ok(Some(job.file.size)),
+                None => Ok(Outcome::Staged),
                 Some(error) => Err(error),
             },
+            Ok(outcome) => Ok(outcome),
             Err(error) => Err(*error),
         };
         match result {
-            Ok(None) => report.linked_files += 1,
-            Ok(Some(bytes)) => {
+            Ok(Outcome::Linked) => report.linked_files += 1,
+            Ok(Outcome::Shared) => report.shared_files += 1,
+            Ok(Outcome::Staged) => {
                 report.downloaded_files += 1;
-                report.downloaded_bytes += bytes;
+                report.downloaded_bytes += job.file.size;
             }
             Err(error) => {
                 failures.push(error.for_model(format!("{}: {}", job.repo, job.file.path)))

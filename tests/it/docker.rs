@@ -1,11 +1,23 @@
-//! The Dockerfile. No Docker engine runs on the development or CI machines, so the images are never
-//! built there; these tests check what can be checked without one: the stages and commands that
-//! README.md's "Docker" section documents exist, the default image is the runtime image, which runs
-//! `facehugger` as a non-root user with the documented mounts, and the `image-test` stage's sync
-//! script works (run here on the host, against the in-process test hub).
+//! The Dockerfile. `scripts/docker-build` builds its images for real with podman (`.ci/run` runs
+//! it); these tests check what can be checked without a container engine, on every `cargo test`: the
+//! stages and commands that README.md's "Docker" section documents exist and the script builds them,
+//! the Dockerfile needs no frontend image from a registry, the default image is the runtime image,
+//! which runs `facehugger` as a non-root user with the documented mounts, and the `image-test`
+//! stage's sync script works and fails when a sync fails, under the stage's SHELL and under plain
+//! `/bin/sh` (what a builder writing OCI images runs it with), here on the host against the
+//! in-process test hub.
 
 use std::collections::BTreeMap;
+#[cfg(unix)]
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+#[cfg(unix)]
+use std::path::PathBuf;
+#[cfg(unix)]
+use std::process::Command;
+
+#[cfg(unix)]
+use crate::support::{Options, TestHub, keep_coverage};
 
 /// One instruction: its keyword (upper case), its arguments with line continuations joined, and
 /// the line it starts on.
@@ -356,19 +368,39 @@ fn the_readme_docker_run_mounts_are_the_runtime_workdir_and_hf_home_volume() {
     }
 }
 
-/// The image test's sync script (the `RUN` that starts `test-hub`), run by the stage's `SHELL` on
-/// this machine: `facehugger` is the binary under test, `test-hub` a stand-in that announces the
-/// in-process hub, and HF_HOME, the fixtures and the working directory are temporary stand-ins for
-/// the image's paths. (A `sh` script, as in the Linux image: Unix only.)
+// The image test's script is `sh`, as in the Linux image: what runs it is Unix only.
+
+/// The shells a `RUN` of the image-test stage may meet: its `SHELL` (Docker, and podman with
+/// `--format docker`) and `/bin/sh -c` (builders that write OCI images, whose config has no SHELL).
 #[cfg(unix)]
-#[test]
-fn the_image_test_sync_script_passes_against_the_test_hub() {
-    use std::os::unix::fs::PermissionsExt;
-    use std::path::PathBuf;
-    use std::process::Command;
+fn image_test_shells(stages: &[Stage]) -> Vec<Vec<String>> {
+    let image_test = stage(stages, "image-test");
+    let mut shells = vec![vec!["/bin/sh".to_owned(), "-c".to_owned()]];
+    if let Some(shell) = effective(stages, image_test, "SHELL").last() {
+        shells.push(exec_form(shell));
+    }
+    shells
+}
 
-    use crate::support::{Options, TestHub, keep_coverage};
+/// What one run of the image-test stage's sync script printed, and how it ended.
+#[cfg(unix)]
+struct ScriptRun {
+    success: bool,
+    stdout: String,
+    stderr: String,
+    line: usize,
+}
 
+/// Runs the image test's sync script (the `RUN` that starts `test-hub`) with `shell` on this machine:
+/// `facehugger` is `facehugger` (the binary under test, or a wrapper of it), `test-hub` a stand-in
+/// that announces `hub`, and HF_HOME, the fixtures and the working directory are temporary
+/// stand-ins for the image's paths. Returns the run, the temporary root and HF_HOME.
+#[cfg(unix)]
+fn run_image_test_script(
+    hub: &TestHub,
+    shell: &[String],
+    facehugger: &str,
+) -> (ScriptRun, tempfile::TempDir, PathBuf) {
     let stages = dockerfile();
     let image_test = stage(&stages, "image-test");
     let script = image_test
@@ -376,10 +408,6 @@ fn the_image_test_sync_script_passes_against_the_test_hub() {
         .iter()
         .find(|i| i.keyword == "RUN" && i.args.contains("test-hub "))
         .expect("the image-test stage runs a sync against test-hub");
-    let shell = effective(&stages, image_test, "SHELL")
-        .last()
-        .map(|i| exec_form(i))
-        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
     let env = env_of(&stages, image_test);
     for key in ["HF_HOME", "TEST_HUB_FIXTURES"] {
         assert!(
@@ -388,18 +416,16 @@ fn the_image_test_sync_script_passes_against_the_test_hub() {
         );
     }
 
-    let hub = TestHub::start(Options::default()).expect("the test hub starts");
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     let work = dir.path().join("work");
     for folder in [&bin, &work] {
         std::fs::create_dir_all(folder).unwrap();
     }
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_facehugger"), bin.join("facehugger")).unwrap();
-    let stand_in = bin.join("test-hub");
-    std::fs::write(
-        &stand_in,
-        format!(
+    write_executable(&bin.join("facehugger"), facehugger);
+    write_executable(
+        &bin.join("test-hub"),
+        &format!(
             "#!/bin/sh\n\
              # Stand-in for the test-hub binary: announces the hub the test started in-process.\n\
              [ \"$1\" = --fixtures ] && [ -f \"$2/tiny.toml\" ] || {{ echo \"test-hub: bad arguments: $*\" >&2; exit 2; }}\n\
@@ -408,9 +434,7 @@ fn the_image_test_sync_script_passes_against_the_test_hub() {
             hub.endpoint(),
             hub.cdn_origin()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
 
     let hf_home: PathBuf = dir.path().join("hf-home");
     let path = format!(
@@ -430,21 +454,167 @@ fn the_image_test_sync_script_passes_against_the_test_hub() {
         .env("TEST_HUB_FIXTURES", root().join("fixtures/hub"));
     keep_coverage(&mut shell_cmd);
     let output = shell_cmd.output().expect("the stage's shell runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the image-test script (Dockerfile line {}) failed\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        script.line
+    let run = ScriptRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        line: script.line,
+    };
+    (run, dir, hf_home)
+}
+
+#[cfg(unix)]
+fn write_executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The binary under test, as the script's `facehugger`.
+#[cfg(unix)]
+fn facehugger_itself() -> String {
+    format!(
+        "#!/bin/sh\nexec '{}' \"$@\"\n",
+        env!("CARGO_BIN_EXE_facehugger")
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn the_image_test_sync_script_passes_against_the_test_hub_under_any_shell() {
+    let shells = image_test_shells(&dockerfile());
+    assert!(shells.len() >= 2, "{shells:?}");
+    for shell in shells {
+        let hub = TestHub::start(Options::default()).expect("the test hub starts");
+        let (run, dir, hf_home) = run_image_test_script(&hub, &shell, &facehugger_itself());
+        assert!(
+            run.success,
+            "the image-test script (Dockerfile line {}) failed under {shell:?}\nstdout:\n{}\nstderr:\n{}",
+            run.line, run.stdout, run.stderr
+        );
+        assert!(
+            run.stdout.contains("Downloading acme/tiny@main"),
+            "{shell:?}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("Fresh acme/tiny@main"),
+            "{shell:?}: {}",
+            run.stdout
+        );
+        assert!(
+            run.stdout
+                .contains("image-test: facehugger synced from the test hub as a non-root user"),
+            "{shell:?}: {}",
+            run.stdout
+        );
+        assert!(
+            hub.requests()
+                .iter()
+                .any(|r| r.url.starts_with("/api/models/acme/tiny/revision/")),
+            "{shell:?}: the script never asked the hub"
+        );
+        // It cleans up after itself, so the image keeps no trace of the test.
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("work")).unwrap().count(),
+            0
+        );
+        assert!(!hf_home.join("hub").exists());
+    }
+}
+
+/// A sync that does its work but exits non-zero fails the image test, under every shell: the
+/// script's checks must not hang on a pipe whose status is that of its last command.
+#[cfg(unix)]
+#[test]
+fn the_image_test_sync_script_fails_when_a_sync_fails_under_any_shell() {
+    let failing = format!(
+        "#!/bin/sh\n\
+         # facehugger, but a sync (no arguments) exits 1 after doing its work.\n\
+         '{}' \"$@\" || exit\n\
+         [ $# -eq 0 ] && exit 1\n\
+         exit 0\n",
+        env!("CARGO_BIN_EXE_facehugger")
     );
-    assert!(stdout.contains("Fresh acme/tiny@main"), "{stdout}");
+    for shell in image_test_shells(&dockerfile()) {
+        let hub = TestHub::start(Options::default()).expect("the test hub starts");
+        let (run, _dir, _) = run_image_test_script(&hub, &shell, &failing);
+        assert!(
+            !run.success,
+            "under {shell:?}, the image-test script passed although a sync failed\nstdout:\n{}",
+            run.stdout
+        );
+        // The sync ran and its output is shown: the failure is not one of a missing binary.
+        assert!(
+            run.stdout.contains("Downloading acme/tiny@main"),
+            "{shell:?}: {}\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+}
+
+/// A `# syntax=` parser directive makes BuildKit fetch that frontend image from a registry before the
+/// first step; the Dockerfile uses nothing the built-in frontend lacks, so it has none and builds
+/// with no registry beyond its FROM images.
+#[test]
+fn the_dockerfile_names_no_frontend_image() {
+    let text = read("Dockerfile");
+    // Parser directives are `# key=value` lines at the very top, before any other line.
+    for line in text.lines() {
+        let Some(comment) = line.trim_start().strip_prefix('#') else {
+            break;
+        };
+        let Some((key, _)) = comment.split_once('=') else {
+            break;
+        };
+        let key = key.trim();
+        if key.contains(char::is_whitespace) {
+            break;
+        }
+        assert!(
+            !key.eq_ignore_ascii_case("syntax"),
+            "the Dockerfile starts with the parser directive `{line}`"
+        );
+    }
+}
+
+/// The README's `docker build` commands are what CI builds: `.ci/run` runs `scripts/docker-build`,
+/// which builds each documented target (and the default one) with podman and runs the image.
+#[test]
+fn ci_builds_every_documented_target_with_scripts_docker_build() {
+    let script = read("scripts/docker-build");
+    let builds: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("timed ") && l.contains(" build "))
+        .collect();
+    for command in readme_commands("build") {
+        let target = flag_values(&command, &["--target"]);
+        let built = match target.as_slice() {
+            [] => builds.iter().any(|l| !l.contains("--target")),
+            [target] => builds
+                .iter()
+                .any(|l| l.contains(&format!("--target {target} "))),
+            _ => panic!("{command:?} names more than one target"),
+        };
+        assert!(
+            built,
+            "scripts/docker-build does not build {command:?}; it builds {builds:?}"
+        );
+    }
     assert!(
-        hub.requests()
-            .iter()
-            .any(|r| r.url.starts_with("/api/models/acme/tiny/revision/")),
-        "the script never asked the hub"
+        script.contains("podman run "),
+        "scripts/docker-build never runs the image"
     );
-    // It cleans up after itself, so the image keeps no trace of the test.
-    assert_eq!(std::fs::read_dir(&work).unwrap().count(), 0);
-    assert!(!hf_home.join("hub").exists());
+    let ci = read(".ci/run");
+    assert!(
+        ci.lines()
+            .map(str::trim)
+            .any(|l| l.starts_with("scripts/docker-build")),
+        ".ci/run does not run scripts/docker-build"
+    );
+    assert!(
+        readme_docker_section().contains("scripts/docker-build"),
+        "README.md's Docker section does not say how the images are built here"
+    );
 }

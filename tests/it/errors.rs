@@ -158,23 +158,15 @@ fn an_unreachable_hub_is_named_and_retried() {
     assert!(stderr.contains("acme/tiny@main"), "{stderr}");
 }
 
-// File modes and users: Unix.
+/// Runs facehugger as `nobody` when the tests run as root (root writes anywhere); else as is.
+/// Returns its exit code, stderr and the uid it ran as.
 #[cfg(unix)]
-#[test]
-fn a_cache_that_cannot_be_written_is_reported_with_its_path() {
-    let env = Env::new();
-    env.manifest("models:\n  - repo: acme/tiny\n    include: README.md\n");
-    // Root writes anywhere, so as root the run drops to `nobody` with setpriv.
+fn run_unprivileged(env: &Env) -> (Option<i32>, String, u32) {
     let as_root = std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false);
-    for dir in [env.dir.path().to_path_buf(), env.project()] {
-        std::fs::set_permissions(&dir, Permissions::from_mode(0o777)).unwrap();
-    }
-    std::fs::create_dir_all(env.cache()).unwrap();
-    std::fs::set_permissions(env.cache(), Permissions::from_mode(0o555)).unwrap();
     let mut cmd = env.cmd(&[]);
-    if as_root {
+    let uid = if as_root {
         let program = cmd.get_program().to_owned();
         let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
         let mut wrapped = assert_cmd::Command::new("setpriv");
@@ -190,16 +182,69 @@ fn a_cache_that_cannot_be_written_is_reported_with_its_path() {
         }
         wrapped.current_dir(env.project());
         cmd = wrapped;
-    }
+        65534
+    } else {
+        std::fs::metadata(env.dir.path()).unwrap().uid()
+    };
     let output = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr, uid)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cache_that_cannot_be_written_is_reported_with_its_path() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: README.md\n");
+    for dir in [env.dir.path().to_path_buf(), env.project()] {
+        std::fs::set_permissions(&dir, Permissions::from_mode(0o777)).unwrap();
+    }
+    std::fs::create_dir_all(env.cache()).unwrap();
+    std::fs::set_permissions(env.cache(), Permissions::from_mode(0o555)).unwrap();
+    let owner = std::fs::metadata(env.cache()).unwrap().uid();
+    let (code, stderr, me) = run_unprivileged(&env);
+    assert_eq!(code, Some(1), "{stderr}");
+    let cache = env.cache().display().to_string();
+    assert!(stderr.contains(&format!("`{cache}")), "{stderr}");
+    let expected = if owner == me {
+        format!(
+            "permission denied: `{cache}` has mode 555: check that its owner, uid {me}, may write it"
+        )
+    } else {
+        format!(
+            "permission denied: `{cache}` belongs to uid {owner} (mode 555) and facehugger runs as uid {me}: check who owns it"
+        )
+    };
+    assert!(stderr.contains(&expected), "{expected}\nin\n{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_project_folder_that_cannot_be_written_is_named_not_the_cache() {
+    // As in a container whose working directory is a folder mounted from the host: the cache is
+    // fine, the lock file cannot be written.
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n    include: README.md\n");
+    std::fs::set_permissions(env.dir.path(), Permissions::from_mode(0o777)).unwrap();
+    std::fs::create_dir_all(env.cache()).unwrap();
+    std::fs::set_permissions(env.cache(), Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(env.project(), Permissions::from_mode(0o555)).unwrap();
+    let owner = std::fs::metadata(env.project()).unwrap().uid();
+    let (code, stderr, me) = run_unprivileged(&env);
+    assert_eq!(code, Some(1), "{stderr}");
+    let project = env.project().display().to_string();
+    // The lock file as found (from the working directory), its folder in full.
     assert!(
-        stderr.contains(&format!("`{}", env.cache().display())),
+        stderr.contains("failed to write `facehugger.lock`"),
         "{stderr}"
     );
-    assert!(
-        stderr.contains("permission denied: check who owns the cache"),
-        "{stderr}"
-    );
+    let expected = if owner == me {
+        format!("permission denied: `{project}` has mode 555")
+    } else {
+        format!(
+            "permission denied: `{project}` belongs to uid {owner} (mode 555) and facehugger runs as uid {me}"
+        )
+    };
+    assert!(stderr.contains(&expected), "{expected}\nin\n{stderr}");
+    assert!(!stderr.contains("cache"), "the cache is fine:\n{stderr}");
 }

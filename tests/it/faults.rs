@@ -467,7 +467,7 @@ fn a_full_disk_is_reported_and_leaves_no_blob_posing_as_complete() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains(
-            "the disk is full: free some space or point --cache-dir / HF_HUB_CACHE elsewhere"
+            "the disk is full: free some space; or point --cache-dir / HF_HUB_CACHE elsewhere"
         ),
         "{stderr}"
     );

@@ -432,7 +432,7 @@ fn a_hf_download_running_during_gc_is_never_broken() {
 }
 
 /// Two repos holding the same weights, for the shared Xet store.
-const TWINS: [(&str, &str); 2] = [
+pub const TWINS: [(&str, &str); 2] = [
     (
         "one.toml",
         "id = \"acme/one\"\n[[commits]]\nname = \"first\"\nrefs = [\"main\"]\n[[commits.files]]\npath = \"config.json\"\ntext = \"{\\\"one\\\": 1}\\n\"\n[[commits.files]]\npath = \"weights.bin\"\nsize = 10000\nseed = 7\nlfs = true\n",

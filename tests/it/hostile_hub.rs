@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use test_hub::{Fault, FaultKind};
 
-use crate::support::{Env, Origin, Run, TOKEN, TestHub};
+use crate::support::{Env, Options, Origin, Run, TOKEN, TestHub};
 
 const TINY: &str = "models:\n  - repo: acme/tiny\n";
 /// One small regular file: the download tests fail on it alone.
@@ -313,6 +313,42 @@ fn file_paths_that_leave_the_snapshot_are_refused() {
     }
     // Nothing reached the cache: the whole listing is refused before anything is written.
     assert!(!env.cache().join("models--acme--tiny").exists());
+}
+
+#[test]
+fn a_bad_or_failing_later_page_fails_the_whole_listing() {
+    // Pages are read while the next ones are asked for: a fault on the third page must still
+    // fail the listing (and never hang it), with nothing written to the cache.
+    let env = Env::with_options(Options {
+        page_size: 2,
+        ..Options::default()
+    });
+    env.manifest(TINY);
+    let prefix = listing_error(&env);
+    env.hub.inject(
+        Fault::new(
+            "/tree/",
+            FaultKind::TreeEntries(vec![file_entry("../escape")]),
+            1,
+        )
+        .after(2),
+    );
+    refused(&env, &[], &[&prefix, "refusing a file path"]);
+    assert!(!env.cache().join("models--acme--tiny").exists());
+    let failing = FaultKind::Status {
+        status: 404,
+        retry_after: None,
+    };
+    env.hub.inject(Fault::new("/tree/", failing, 100).after(2));
+    let run = refused(&env, &[], &["404"]);
+    assert!(
+        !env.cache().join("models--acme--tiny").exists(),
+        "{}",
+        run.stderr
+    );
+    // Whole again, the listing takes every page.
+    env.hub.clear_faults();
+    succeeds(&env, &[], &[]);
 }
 
 #[test]

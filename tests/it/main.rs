@@ -18,7 +18,10 @@ mod hostile_input;
 mod interop;
 mod lockfile;
 mod no_links;
+// Kills and interrupts a running sync with Unix signals.
+#[cfg(unix)]
 mod resume;
+mod shared_store;
 mod support;
 mod sync;
 mod todays_hub;

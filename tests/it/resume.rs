@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use rustix::process::{Pid, Signal, kill_process};
+
 use crate::support::{Env, Options, Origin, Run, tree};
 
 const MODEL: &str = "models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n";
@@ -63,12 +65,10 @@ fn start_and_wait(env: &Env, args: &[&str], bytes: u64) -> Child {
     }
 }
 
-fn signal(child: &Child, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([name, &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+/// Sends `signal` to the child, from this process (no `kill` command: slim images have none).
+fn signal(child: &Child, signal: Signal) {
+    kill_process(Pid::from_child(child), signal)
+        .unwrap_or_else(|e| panic!("signal {signal:?} to {}: {e}", child.id()));
 }
 
 fn assert_installed(env: &Env) {
@@ -110,7 +110,7 @@ fn a_killed_sync_resumes_where_it_stopped() {
     let env = slow_env();
     env.manifest(MODEL);
     let mut child = start_and_wait(&env, &[], 40_000);
-    signal(&child, "-KILL");
+    signal(&child, Signal::KILL);
     child.wait().unwrap();
     let (_, kept) = partials(&env)[0].clone();
     assert!((40_000..200_000).contains(&kept), "{kept}");
@@ -139,7 +139,7 @@ fn ctrl_c_stops_promptly_and_keeps_the_partial_download() {
     env.manifest(MODEL);
     let child = start_and_wait(&env, &[], 20_000);
     let stopped = Instant::now();
-    signal(&child, "-INT");
+    signal(&child, Signal::INT);
     let run = Run::from(child.wait_with_output().unwrap());
     assert!(
         stopped.elapsed() < Duration::from_secs(2),
@@ -191,7 +191,7 @@ fn a_segmented_download_killed_again_and_again_fetches_little_twice() {
             std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(Duration::from_millis(300));
-        signal(&child, "-KILL");
+        signal(&child, Signal::KILL);
         child.wait().unwrap();
     }
     env.run(&args).success();

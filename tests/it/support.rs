@@ -202,6 +202,20 @@ pub fn symlink(target: impl AsRef<Path>, at: impl AsRef<Path>) {
     }
 }
 
+/// Lets the owner write the file at `path` (a read-only one a test means to damage).
+pub fn make_writable(path: &Path) {
+    let mut permissions = std::fs::metadata(path).unwrap().permissions();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        permissions.set_mode(permissions.mode() | 0o200);
+    }
+    #[cfg(windows)]
+    #[allow(clippy::permissions_set_readonly_false)] // Windows has no other write bit
+    permissions.set_readonly(false);
+    std::fs::set_permissions(path, permissions).unwrap();
+}
+
 /// Every file under `root`, relative, sorted, with `-> target` for symlinks.
 pub fn tree(root: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
