@@ -32,6 +32,17 @@ fn many_files_env(count: usize) -> (Env, tempfile::TempDir) {
     (env, folder)
 }
 
+/// How many blobs of acme/lots are installed (names without a dot), not reading them.
+fn blob_count(env: &Env) -> usize {
+    let blobs = env.repo_dir("models--acme--lots").join("blobs");
+    std::fs::read_dir(blobs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|entry| !entry.file_name().to_string_lossy().contains('.'))
+        .count()
+}
+
 /// Every installed blob of acme/lots hashes to its name; returns how many there are.
 #[track_caller]
 fn installed_blobs_match(env: &Env) -> usize {
@@ -54,16 +65,30 @@ fn installed_blobs_match(env: &Env) -> usize {
 #[test]
 fn a_sync_killed_at_any_moment_installs_no_blob_with_wrong_bytes() {
     let (env, _fixtures) = many_files_env(2000);
-    // Killed after longer and longer: early on, then when some of the 2000 are in.
+    // Killed early on, then (on a machine of any speed) just as each run has installed its first
+    // blobs, so that kills land in the middle of batches.
     let mut installed = Vec::new();
-    for wait in [5, 20, 40, 80, 120, 200, 300] {
+    for round in 0..7 {
+        let before = installed_blobs_match(&env);
         let mut child = env
             .std_cmd(&[])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(wait));
+        match round {
+            0 => std::thread::sleep(Duration::from_millis(5)),
+            1 => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while blob_count(&env) <= before
+                    && Instant::now() < deadline
+                    && child.try_wait().unwrap().is_none()
+                {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
         let _ = child.kill(); // SIGKILL; it may have finished already
         child.wait().unwrap();
         installed.push(installed_blobs_match(&env));
