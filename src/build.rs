@@ -154,6 +154,8 @@ fn sync_with(env: &Env) -> Result<Vec<BuiltModel>, Error> {
     let manifest = &project.manifest;
 
     let cache = Cache::new(env.hub_cache()).without_links(env.disable_symlinks());
+    let records = crate::registry::Registry::records_dir(env, cache.root());
+    let cache = cache.with_records(records);
     let offline = env.cargo_offline();
     let docs_rs = env.docs_rs();
     if lock.is_none() && !docs_rs && !manifest.models.is_empty() {

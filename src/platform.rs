@@ -115,6 +115,31 @@ pub(crate) fn owner_and_mode(meta: &fs::Metadata) -> Option<(u32, u32)> {
     }
 }
 
+/// What tells whether a folder changed: its device and inode, and the modification and
+/// change times (seconds, nanoseconds) that any entry made, removed or renamed in it moves on.
+/// `None` on Windows, where std gives no change time or file id (a folder there is always
+/// listed).
+pub(crate) fn folder_state(meta: &fs::Metadata) -> Option<[i64; 6]> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // Device and inode numbers are below 2^63 on every Unix facehugger runs on.
+        Some([
+            meta.dev() as i64,
+            meta.ino() as i64,
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+        ])
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
 /// The user this process runs as (its effective uid); `None` on Windows.
 pub(crate) fn user_id() -> Option<u32> {
     #[cfg(unix)]

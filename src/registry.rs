@@ -76,6 +76,15 @@ impl Registry {
         Registry { dir, cache }
     }
 
+    /// Where the snapshots of the cache at `cache` that syncs found complete are recorded
+    /// (`cache::fresh`): `$HF_HOME/facehugger/fresh/<cache key>`, beside the registry.
+    pub(crate) fn records_dir(env: &Env, cache: &Utf8Path) -> Utf8PathBuf {
+        Utf8PathBuf::from(env.hf_home())
+            .join("facehugger")
+            .join("fresh")
+            .join(key(&canonical(cache)))
+    }
+
     /// The folder holding this cache's entries.
     #[cfg(test)]
     pub(crate) fn dir(&self) -> &Utf8Path {

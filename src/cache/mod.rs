@@ -20,6 +20,7 @@
 //! place, so a crash never leaves a half-written ref, tree or blob where a reader would take it
 //! for complete; [`tree`] is the format of `trees/<commit>.json`.
 
+mod fresh;
 mod remove;
 mod scan;
 mod shared;
@@ -30,12 +31,15 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use camino::{Utf8Path, Utf8PathBuf};
 
 use crate::files::{IoError, open_regular, read_capped};
-use crate::platform::LINK_SEPARATOR;
+use crate::platform::{LINK_SEPARATOR, folder_state};
 use crate::repo::{CommitId, Repo, RepoFile, is_lower_hex};
+use fresh::{Folder, FolderState};
+pub(crate) use fresh::{Record, Records};
 pub(crate) use remove::{Footprint, Removal};
 pub(crate) use scan::{Pointee, RepoScan, RevisionScan, Usage};
 pub(crate) use shared::{Reuse, SharedStore};
@@ -66,12 +70,16 @@ pub(crate) struct Cache {
     /// Whether symbolic links can be made, per repo folder, probed once per process as the
     /// reference client does (shared by clones: the answer does not change).
     links_work: Arc<Mutex<HashMap<Utf8PathBuf, bool>>>,
+    /// Where snapshots found complete are recorded, so that a no-op sync of a large dataset
+    /// need not list it again ([`fresh`]); `None` to list every time.
+    records: Option<Records>,
 }
 
 impl Clone for Cache {
     fn clone(&self) -> Cache {
         Cache {
             links_work: Arc::clone(&self.links_work),
+            records: self.records.clone(),
             ..Cache::new(self.root.clone()).without_links(self.links_disabled)
         }
     }
@@ -93,6 +101,15 @@ impl Cache {
             checked_dirs: Mutex::default(),
             links_disabled: false,
             links_work: Arc::default(),
+            records: None,
+        }
+    }
+
+    /// This cache, recording in `dir` the snapshots a sync found complete (see [`fresh`]).
+    pub(crate) fn with_records(self, dir: Utf8PathBuf) -> Cache {
+        Cache {
+            records: Some(Records::new(dir)),
+            ..self
         }
     }
 
@@ -188,8 +205,12 @@ impl Cache {
     pub(crate) fn snapshot_view(&self, repo: &Repo, commit: &CommitId) -> SnapshotView {
         let snapshot = self.snapshot_dir(repo, commit);
         let blob_dir = self.repo_dir(repo).join("blobs");
+        let read_at = SystemTime::now();
         let list_blobs = || {
-            let mut blobs = BlobNames::default();
+            let mut blobs = BlobNames {
+                state: state_of(&blob_dir),
+                ..BlobNames::default()
+            };
             for entry in fs::read_dir(&blob_dir).into_iter().flatten().flatten() {
                 if let (Some(name), Ok(kind)) = (entry.file_name().to_str(), entry.file_type()) {
                     blobs.insert(name, kind);
@@ -198,18 +219,45 @@ impl Cache {
             blobs
         };
         // Two folders, each of up to a hundred thousand entries: listed at once.
-        let (entries, blobs) = std::thread::scope(|scope| {
+        let listed = std::thread::scope(|scope| {
             let blobs = scope.spawn(list_blobs);
             let mut entries = HashMap::new();
-            list_tree(&snapshot, "", &mut entries);
-            (entries, blobs.join().unwrap_or_default())
+            let mut folders = Vec::new();
+            list_tree(&snapshot, "", &mut entries, &mut folders);
+            (entries, folders, blobs.join().unwrap_or_default())
         });
+        let (entries, folders, blobs) = listed;
         SnapshotView {
             snapshot,
             entries,
             blobs,
             blob_dir,
             root: self.root.clone(),
+            folders,
+            read_at,
+        }
+    }
+
+    /// The record of `repo`'s snapshot of `commit`, if one was kept and every folder is still
+    /// as it was then (see [`fresh`]).
+    pub(crate) fn unchanged_record(&self, repo: &Repo, commit: &CommitId) -> Option<Record> {
+        let records = self.records.as_ref()?;
+        let blobs = self.repo_dir(repo).join("blobs");
+        let snapshot = self.snapshot_dir(repo, commit);
+        records.unchanged(&repo.folder_name(), commit.as_str(), &snapshot, &blobs)
+    }
+
+    /// Keeps the record that `repo`'s snapshot of `commit` was found complete.
+    pub(crate) fn save_record(&self, repo: &Repo, commit: &CommitId, record: Record) {
+        if let Some(records) = &self.records {
+            records.save(&repo.folder_name(), commit.as_str(), record);
+        }
+    }
+
+    /// Drops the record of `repo`'s snapshot of `commit`, if there is one.
+    pub(crate) fn forget_record(&self, repo: &Repo, commit: &CommitId) {
+        if let Some(records) = &self.records {
+            records.forget(&repo.folder_name(), commit.as_str());
         }
     }
 
@@ -280,6 +328,10 @@ pub(crate) struct SnapshotView {
     blob_dir: Utf8PathBuf,
     /// The cache root, where the shared Xet store is.
     root: Utf8PathBuf,
+    /// The snapshot's folders (itself first) and their states just before each was listed.
+    folders: Vec<(String, Option<FolderState>)>,
+    /// When the listing began.
+    read_at: SystemTime,
 }
 
 /// A snapshot entry, as read without following it.
@@ -329,6 +381,42 @@ impl SnapshotView {
         }
         self.blobs.links.contains(etag) && is_shared_blob(&self.root, &self.blob_dir.join(etag))
     }
+
+    /// A record that this snapshot holds `files` (see [`fresh`]), when each of them is a link
+    /// to a blob that is a regular file here (the only layout a folder's state vouches for: a
+    /// file's size or a shared-store payload can change with no folder changing) and the
+    /// folders' states can be trusted later.
+    pub(crate) fn record<'a>(
+        &self,
+        files: impl Iterator<Item = &'a RepoFile> + Clone,
+    ) -> Option<Record> {
+        let linked = files.clone().all(|file| {
+            self.entries.get(&file.path) == Some(&Entry::Link)
+                && BlobNames::key(file.etag()).is_some_and(|key| self.blobs.files.contains(&key))
+        });
+        if !linked {
+            return None;
+        }
+        let folders = self
+            .folders
+            .iter()
+            .map(|(path, state)| {
+                Some(Folder {
+                    path: path.clone(),
+                    state: (*state)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Record::new(files, self.blobs.state?, folders, self.read_at)
+    }
+}
+
+/// The state of the folder at `path`, read without following a link.
+fn state_of(path: &Utf8Path) -> Option<FolderState> {
+    fs::symlink_metadata(path)
+        .ok()
+        .filter(fs::Metadata::is_dir)
+        .and_then(|meta| folder_state(&meta))
 }
 
 /// The names in a repo's `blobs/` folder: the regular files by a compact key (a dataset may have
@@ -337,6 +425,8 @@ impl SnapshotView {
 struct BlobNames {
     files: HashSet<u128>,
     links: HashSet<String>,
+    /// The folder's state just before it was listed.
+    state: Option<FolderState>,
 }
 
 impl BlobNames {
@@ -359,16 +449,22 @@ impl BlobNames {
     }
 }
 
-/// Adds what the folder `dir` holds, and its subfolders, to `found` as `prefix` + name. Links
-/// are not followed.
-fn list_tree(dir: &Utf8Path, prefix: &str, found: &mut HashMap<String, Entry>) {
+/// Adds what the folder `dir` holds, and its subfolders, to `found` as `prefix` + name, and each
+/// folder with its state just before it was read to `folders`. Links are not followed.
+fn list_tree(
+    dir: &Utf8Path,
+    prefix: &str,
+    found: &mut HashMap<String, Entry>,
+    folders: &mut Vec<(String, Option<FolderState>)>,
+) {
+    folders.push((prefix.trim_end_matches('/').to_owned(), state_of(dir)));
     for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
         let (Ok(name), Ok(kind)) = (entry.file_name().into_string(), entry.file_type()) else {
             continue;
         };
         let path = format!("{prefix}{name}");
         let what = if kind.is_dir() {
-            list_tree(&dir.join(&name), &format!("{path}/"), found);
+            list_tree(&dir.join(&name), &format!("{path}/"), found, folders);
             Entry::Other
         } else if kind.is_symlink() {
             Entry::Link

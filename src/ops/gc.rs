@@ -189,6 +189,12 @@ pub fn gc(options: &Options, gc: &GcOptions) -> Result<GcReport, Error> {
         }
     }
     let (removed, failures) = cache.remove(&removals, GRACE);
+    // The records of removed snapshots would never match again; they go too.
+    for removal in &removals {
+        for (commit, _) in &removal.revisions {
+            cache.forget_record(&removal.repo, commit);
+        }
+    }
     report.freed = removed.freed;
     report.partials = removed.partials;
     report.restored = removed.restored;

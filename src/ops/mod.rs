@@ -58,7 +58,9 @@ impl Options {
             Some(dir) => dir.clone(),
             None => self.env.hub_cache(),
         };
-        Cache::new(root).without_links(self.env.disable_symlinks())
+        let cache = Cache::new(root).without_links(self.env.disable_symlinks());
+        let records = Registry::records_dir(&self.env, cache.root());
+        cache.with_records(records)
     }
 
     fn offline(&self) -> bool {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use camino::Utf8PathBuf;
 
-use crate::cache::{Cache, SnapshotView};
+use crate::cache::{Cache, Record, SnapshotView};
 use crate::error::{Error, OutOfDate, all_done};
 use crate::files::write_if_changed;
 use crate::hub::{Hub, HubConfig};
@@ -259,8 +259,8 @@ pub(crate) fn plan(settings: &Settings, reporter: &dyn Reporter) -> Result<Vec<M
     let client = Client::new(&settings.hub, reporter);
     let resolution = resolve_with(settings, reporter, &client)?;
     let selected = resolution.selected(settings);
-    let (listings, _, views) = list_and_look(settings, &selected, &client)?;
-    Ok(plan_all(&selected, &listings, &views))
+    let (listings, _, mut snapshots) = list_and_look(settings, &selected, &client)?;
+    Ok(plan_all(settings, &selected, &listings, &mut snapshots))
 }
 
 /// Resolves, writes the lock, and fills the cache.
@@ -272,8 +272,10 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     let resolution = resolve_with(settings, reporter, &client)?;
     write_lock(settings, &resolution, reporter)?;
     let selected = resolution.selected(settings);
-    let (listings, fetched, views) = list_and_look(settings, &selected, &client)?;
-    let plans = merge_plans(plan_all(&selected, &listings, &views));
+    let (listings, fetched, mut snapshots) = list_and_look(settings, &selected, &client)?;
+    let plans = plan_all(settings, &selected, &listings, &mut snapshots);
+    let records = new_records(&plans, &snapshots);
+    let plans = merge_plans(plans);
     if settings.offline {
         check_offline(&plans)?;
     }
@@ -403,6 +405,9 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
         }
     }
     all_done(failures)?;
+    for (repo, commit, record) in records {
+        cache.save_record(&repo, &commit, record);
+    }
     report.snapshots = plans
         .iter()
         .map(|plan| &plan.resolved)
@@ -411,7 +416,7 @@ pub(crate) fn sync(settings: &Settings, reporter: &dyn Reporter) -> Result<SyncR
     report.resolved = selected;
     report.elapsed = started.elapsed();
     drop(installer);
-    drop_later((listings, views, plans, jobs));
+    drop_later((listings, snapshots, plans, jobs));
     Ok(report)
 }
 
@@ -602,9 +607,30 @@ impl CacheView for SnapshotView {
     }
 }
 
+/// What is known of a model's snapshot when it is planned.
+#[derive(Debug)]
+enum Snapshot {
+    /// Its folders, listed just now (boxed: a view is ten times a record's size).
+    Listed(Box<SnapshotView>),
+    /// Unchanged since a sync found it holding the files of this record.
+    Recorded(Record),
+}
+
+/// A snapshot that holds every file asked about: one whose record covers the selection.
+struct AllThere;
+
+impl CacheView for AllThere {
+    fn has_pointer(&self, _: &RepoFile) -> bool {
+        true
+    }
+    fn has_blob(&self, _: &str) -> bool {
+        true
+    }
+}
+
 /// Each commit's listing, which of them came from the Hub, and what the cache holds of each
 /// model's snapshot.
-type Looked = (Listings, Vec<(Repo, CommitId)>, Vec<SnapshotView>);
+type Looked = (Listings, Vec<(Repo, CommitId)>, Vec<Snapshot>);
 
 /// Each commit's listing, and what the cache holds of each model's snapshot, read at the same
 /// time: for a large dataset the tree's parse and the folders' listings each take tens of
@@ -614,13 +640,16 @@ fn list_and_look(
     models: &[Resolved],
     client: &Client<'_>,
 ) -> Result<Looked, Error> {
+    let cache = &settings.cache;
     let look = || {
         models
             .iter()
             .map(|resolved| {
-                settings
-                    .cache
-                    .snapshot_view(&resolved.model.repo, &resolved.commit)
+                let (repo, commit) = (&resolved.model.repo, &resolved.commit);
+                match cache.unchanged_record(repo, commit) {
+                    Some(record) => Snapshot::Recorded(record),
+                    None => Snapshot::Listed(Box::new(cache.snapshot_view(repo, commit))),
+                }
             })
             .collect::<Vec<_>>()
     };
@@ -634,14 +663,56 @@ fn list_and_look(
     })
 }
 
-fn plan_all(models: &[Resolved], listings: &Listings, views: &[SnapshotView]) -> Vec<ModelPlan> {
+/// Plans each model. A snapshot whose record covers the model's selection holds every file;
+/// one with a record of other files is listed now.
+fn plan_all(
+    settings: &Settings,
+    models: &[Resolved],
+    listings: &Listings,
+    snapshots: &mut [Snapshot],
+) -> Vec<ModelPlan> {
     models
         .iter()
-        .zip(views)
-        .map(|(resolved, view)| {
+        .zip(snapshots)
+        .map(|(resolved, snapshot)| {
             let key = (resolved.model.repo.clone(), resolved.commit.clone());
             let listing = listings.get(&key).map_or(&[][..], Vec::as_slice);
-            plan_model(resolved.clone(), listing, view)
+            if let Snapshot::Recorded(record) = snapshot {
+                let plan = plan_model(resolved.clone(), listing, &AllThere);
+                if record.covers(plan.files.iter().map(|planned| &*planned.file)) {
+                    return plan;
+                }
+                let (repo, commit) = (&resolved.model.repo, &resolved.commit);
+                let view = settings.cache.snapshot_view(repo, commit);
+                *snapshot = Snapshot::Listed(Box::new(view));
+            }
+            match snapshot {
+                Snapshot::Listed(view) => plan_model(resolved.clone(), listing, &**view),
+                // A record here covers the selection (one that does not was replaced above).
+                Snapshot::Recorded(_) => plan_model(resolved.clone(), listing, &AllThere),
+            }
+        })
+        .collect()
+}
+
+/// The records to keep once the sync succeeds: of each snapshot listed and found to hold
+/// every selected file (see `cache::fresh`). A snapshot that needed anything has just
+/// changed, and is recorded by the next sync that finds nothing to do.
+fn new_records(plans: &[ModelPlan], snapshots: &[Snapshot]) -> Vec<(Repo, CommitId, Record)> {
+    plans
+        .iter()
+        .zip(snapshots)
+        .filter_map(|(plan, snapshot)| {
+            let Snapshot::Listed(view) = snapshot else {
+                return None;
+            };
+            let fresh = plan.files.iter().all(|f| f.action == Action::Fresh);
+            if !fresh || plan.files.is_empty() {
+                return None;
+            }
+            let record = view.record(plan.files.iter().map(|f| &*f.file))?;
+            let resolved = &plan.resolved;
+            Some((resolved.model.repo.clone(), resolved.commit.clone(), record))
         })
         .collect()
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Env, Options};
+use crate::support::{Env, Options, strace};
 
 /// A hub serving one repo of `count` small text files (from its own fixtures folder, returned
 /// with it so that it lives as long).
@@ -126,23 +126,6 @@ fn a_sync_of_many_files_stays_within_a_low_open_files_limit() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(installed_blobs_match(&env), 2000);
-}
-
-/// `strace`, if this machine has it (CI installs it: there, a missing one fails the test).
-fn strace() -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("strace"))
-            .find(|path| path.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have strace (apt-get install strace)"
-        );
-        eprintln!("skipping: no strace on this machine");
-    }
-    found
 }
 
 #[test]

@@ -30,7 +30,8 @@ const MAX_ERROR_BYTES: usize = 1000;
 /// folder, its lock folder, the cache tag and the project's lock file (and the folders holding
 /// them). Anything else changing is a write outside.
 fn allowed(entry: &str) -> bool {
-    // A successful sync also records its project for `gc`, under $HF_HOME.
+    // A successful sync also records its project for `gc`, and the snapshots it found
+    // complete, under $HF_HOME.
     ["cache/", "cache/.locks/", "hf-home/", "hf-home/facehugger/"].contains(&entry)
         || [
             "cache/models--acme--tiny/",
@@ -38,6 +39,7 @@ fn allowed(entry: &str) -> bool {
             "cache/CACHEDIR.TAG",
             "project/facehugger.lock",
             "hf-home/facehugger/projects/",
+            "hf-home/facehugger/fresh/",
         ]
         .iter()
         .any(|prefix| entry.starts_with(prefix))

@@ -12,6 +12,9 @@ mod durability;
 mod errors;
 mod export;
 mod faults;
+// Records of complete snapshots are kept on Unix only.
+#[cfg(unix)]
+mod fresh;
 mod gc;
 mod hostile_hub;
 mod hostile_input;

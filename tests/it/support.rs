@@ -276,3 +276,20 @@ pub fn keep_coverage(cmd: &mut std::process::Command) {
         cmd.env("LLVM_PROFILE_FILE", profile);
     }
 }
+
+/// `strace`, if this machine has it (CI installs it: there, a missing one fails the test).
+pub fn strace() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("strace"))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have strace (apt-get install strace)"
+        );
+        eprintln!("skipping: no strace on this machine");
+    }
+    found
+}
