@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,6 +31,9 @@ use crate::sync::LockMode;
 
 /// The record of what export wrote in a model's folder, under `.cache/huggingface/`.
 const RECORD: &str = "facehugger-export.json";
+
+/// The buffer of a copy.
+const COPY_BUFFER: usize = 1024 * 1024;
 /// What `.cache/huggingface/` holds for the reference client, as it writes them.
 const GITIGNORE: &str = "*";
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n";
@@ -130,6 +133,10 @@ struct Record {
     repo_id: String,
     repo_type: String,
     revision: String,
+    /// The manifest whose export this is: several projects may export into one folder, and
+    /// each retires only its own models' folders.
+    #[serde(default)]
+    manifest: Option<Utf8PathBuf>,
     files: BTreeMap<String, RecordedFile>,
 }
 
@@ -146,6 +153,8 @@ struct RecordedFile {
 /// One model to export, checked before anything is written.
 struct Job<'a> {
     model: &'a Model,
+    /// The manifest, as [`Record::manifest`] names it.
+    manifest: &'a Utf8Path,
     commit: CommitId,
     files: Vec<Arc<RepoFile>>,
     folder: Utf8PathBuf,
@@ -164,6 +173,11 @@ pub fn export(options: &Options, export: &ExportOptions) -> Result<ExportReport,
         ))
     })?;
     let cache = &settings.cache;
+    let manifest = settings
+        .manifest
+        .path
+        .canonicalize_utf8()
+        .unwrap_or_else(|_| settings.manifest.path.clone());
     let mut jobs = Vec::new();
     let mut missing_entries = Vec::new();
     let mut names: HashSet<String> = HashSet::new();
@@ -207,6 +221,7 @@ pub fn export(options: &Options, export: &ExportOptions) -> Result<ExportReport,
         let record = read_record(&folder, &model.repo);
         jobs.push(Job {
             model,
+            manifest: &manifest,
             commit,
             files,
             folder,
@@ -234,7 +249,7 @@ pub fn export(options: &Options, export: &ExportOptions) -> Result<ExportReport,
             export_model(cache, job, &mut linker).map_err(|e| e.for_model(job.model.name()))?,
         );
     }
-    report.retired = retire_folders(&export.dir, &names)?;
+    report.retired = retire_folders(&export.dir, &names, &manifest)?;
     Ok(report)
 }
 
@@ -346,6 +361,7 @@ fn export_model(cache: &Cache, job: &Job<'_>, linker: &mut Linker) -> Result<Exp
         repo_id: job.model.repo.id.to_string(),
         repo_type: job.model.repo.repo_type.as_str().to_owned(),
         revision: job.commit.to_string(),
+        manifest: Some(job.manifest.to_owned()),
         files: BTreeMap::new(),
     };
     for file in &job.files {
@@ -481,8 +497,26 @@ fn materialize(source: &Utf8Path, dest: &Utf8Path, link: LinkMode) -> Result<Lin
     Ok(made)
 }
 
+/// Copies the bytes themselves. Not `fs::copy`: on Linux it asks the kernel to
+/// `copy_file_range`, which btrfs and XFS answer with a reflink, and `--link copy` promises
+/// (and its summary counts) bytes written.
 fn copy(source: &Utf8Path, temp: &Utf8Path) -> Result<(), Error> {
-    fs::copy(source, temp).map_err(|err| Error::io("copy the blob to", temp, err))?;
+    let copied = (|| {
+        let mut from = File::open(source)?;
+        let mut to = File::create(temp)?;
+        let mut buffer = vec![0; COPY_BUFFER];
+        loop {
+            let read = match from.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(read) => read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => return Err(err),
+            };
+            to.write_all(&buffer[..read])?;
+        }
+        to.flush()
+    })();
+    copied.map_err(|err| Error::io("copy the blob to", temp, err))?;
     // A copy is the user's file: writable, whatever the blob's mode (shared payloads are 0400).
     set_mode(temp, 0o644)
 }
@@ -599,8 +633,13 @@ fn read_record(folder: &Utf8Path, repo: &Repo) -> Record {
 }
 
 /// Removes what export wrote in the folders of `dir` that no model of the manifest exports to
-/// any more (a model taken out of the manifest); files it did not write stay.
-fn retire_folders(dir: &Utf8Path, current: &HashSet<String>) -> Result<Vec<ExportedModel>, Error> {
+/// any more (a model taken out of the manifest); files it did not write stay, and so do the
+/// folders another manifest exported there.
+fn retire_folders(
+    dir: &Utf8Path,
+    current: &HashSet<String>,
+    manifest: &Utf8Path,
+) -> Result<Vec<ExportedModel>, Error> {
     let mut retired = Vec::new();
     let listing = match fs::read_dir(dir) {
         Ok(listing) => listing,
@@ -620,6 +659,7 @@ fn retire_folders(dir: &Utf8Path, current: &HashSet<String>) -> Result<Vec<Expor
         let Some(record) = fs::read_to_string(&record_path)
             .ok()
             .and_then(|text| serde_json::from_str::<Record>(&text).ok())
+            .filter(|record| record.manifest.as_deref() == Some(manifest))
         else {
             continue;
         };

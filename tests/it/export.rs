@@ -260,6 +260,36 @@ fn a_second_export_changes_only_what_changed_and_removes_only_its_own_files() {
 }
 
 #[test]
+fn two_projects_exporting_into_one_folder_leave_each_other_alone() {
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/tiny\n");
+    env.run(&[]).success();
+    let other = env.dir.path().join("other");
+    fs::create_dir_all(&other).unwrap();
+    let other_manifest = other.join("facehugger.yaml");
+    fs::write(
+        &other_manifest,
+        "models:\n  - repo: acme/data\n    repo_type: dataset\n",
+    )
+    .unwrap();
+    let other_manifest = other_manifest.to_str().unwrap();
+    env.run(&["sync", other_manifest]).success();
+
+    let out = env.dir.path().join("models");
+    let out = out.to_str().unwrap();
+    export_json(&env, &[out]);
+    export_json(&env, &[other_manifest, out]);
+    // Each export again: neither takes the other's folder for a model it dropped.
+    let again = export_json(&env, &[out]);
+    assert_eq!(again["retired"], serde_json::json!([]), "{again:#}");
+    let again = export_json(&env, &[other_manifest, out]);
+    assert_eq!(again["retired"], serde_json::json!([]), "{again:#}");
+    let out = Path::new(out);
+    assert!(out.join("acme--tiny/config.json").is_file());
+    assert!(out.join("acme--data/data/test.csv").is_file());
+}
+
+#[test]
 fn export_never_replaces_a_file_it_did_not_write() {
     let env = Env::new();
     env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.json\"\n");
