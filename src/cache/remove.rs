@@ -239,6 +239,11 @@ impl Cache {
                     remove_partial(&partial);
                     removed.freed += size;
                     removed.partials += 1;
+                    // Its lock file goes too, unless the blob or another partial of it stays.
+                    let blob_there = fs::symlink_metadata(self.blob_path(repo, etag)).is_ok();
+                    if !blob_there && !self.partial_etags(repo).contains(etag) {
+                        remove_file_if_there(&self.lock_path(repo, etag), "remove the lock file")?;
+                    }
                 }
             }
         }

@@ -255,6 +255,22 @@ fn older_than_0_removes_every_revision_no_lock_pins() {
     fs::remove_file(other.with_file_name("facehugger.lock")).unwrap();
     let first = env.commit("model", "acme/tiny", "v1.0");
     let main = env.commit("model", "acme/tiny", "main");
+    // Partial downloads: one abandoned two days ago (with its lock file), one under way.
+    let tiny = env.repo_dir("models--acme--tiny");
+    let (old_etag, new_etag) = ("a".repeat(64), "b".repeat(64));
+    let old_partial = tiny.join(format!("blobs/{old_etag}.0123abcd.incomplete"));
+    let new_partial = tiny.join(format!("blobs/{new_etag}.0123abcd.incomplete"));
+    fs::write(&old_partial, "half").unwrap();
+    fs::write(&new_partial, "half").unwrap();
+    File::options()
+        .write(true)
+        .open(&old_partial)
+        .unwrap()
+        .set_modified(SystemTime::now() - 2 * DAY)
+        .unwrap();
+    let locks = env.cache().join(".locks/models--acme--tiny");
+    fs::write(locks.join(format!("{old_etag}.lock")), "").unwrap();
+    fs::write(locks.join(format!("{new_etag}.lock")), "").unwrap();
 
     let kept = gc_json(&env, &["--older-than", "12h"]);
     assert_eq!(kept["removed"], Value::Array(vec![]));
@@ -262,7 +278,10 @@ fn older_than_0_removes_every_revision_no_lock_pins() {
     let removed = gc_json(&env, &["--older-than", "0"]);
     assert_eq!(commits(&removed["removed"]), HashSet::from([first.clone()]));
     assert_eq!(removed["older_than_seconds"], 0);
-    let tiny = env.repo_dir("models--acme--tiny");
+    assert_eq!(removed["partial_downloads_removed"], 1, "{removed:#}");
+    assert!(!old_partial.exists() && !locks.join(format!("{old_etag}.lock")).exists());
+    assert!(new_partial.exists() && locks.join(format!("{new_etag}.lock")).exists());
+    fs::remove_file(&new_partial).unwrap();
     assert!(!tiny.join(format!("snapshots/{first}")).exists());
     // What main links to stays, though v1.0 used it too; what only v1.0 used goes.
     let tokenizer = tiny.join(format!("snapshots/{main}/tokenizer.json"));
@@ -399,12 +418,19 @@ fn a_hf_download_running_during_gc_is_never_broken() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // gc runs again and again for as long as the download does.
+    // gc runs again and again for as long as the download does: the first takes v1.0 away
+    // (unused for two months, its blobs the ones hf is linking into main's snapshot).
     let mut runs = 0;
+    let mut removed = HashSet::new();
     while hf.try_wait().unwrap().is_none() {
-        env.run(&["gc"]).success();
+        removed.extend(commits(&gc_json(&env, &[])["removed"]));
         runs += 1;
     }
+    let first = env.commit("model", "acme/tiny", "v1.0");
+    assert!(
+        runs > 0 && removed.contains(&first),
+        "gc ran {runs} times during the download, removing {removed:?}"
+    );
     let hf = Run::from(hf.wait_with_output().unwrap());
     assert_eq!(
         hf.code, 0,
