@@ -138,6 +138,29 @@ fn rate_limits_and_server_errors_are_retried() {
 }
 
 #[test]
+fn a_429_is_retried_after_the_seconds_retry_after_asks() {
+    let env = Env::new();
+    env.manifest(LFS);
+    env.hub.inject(Fault::new(
+        "/revision/",
+        FaultKind::Status {
+            status: 429,
+            retry_after: Some(2),
+        },
+        1,
+    ));
+    let started = std::time::Instant::now();
+    env.run(&[]).success();
+    // The second request came no sooner than two seconds after the first was refused.
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(env.count("/api/models/acme/tiny/revision/"), 2);
+}
+
+#[test]
 fn a_persistent_server_error_fails_after_the_retries() {
     let env = Env::new();
     env.manifest(LFS);

@@ -255,3 +255,52 @@ fn a_corrupt_partial_left_by_another_writer_is_never_installed() {
     assert_eq!(cdn_ranges(&env), ["bytes=50000-199999", "bytes=0-199999"]);
     assert_installed(&env);
 }
+
+#[test]
+fn a_resume_record_that_claims_more_than_the_disk_holds_costs_a_fresh_download() {
+    // A partial of the right size whose record says every byte arrived, though the second
+    // half is still the zeros it was preallocated with (a power cut after the record was
+    // written, before the bytes reached the disk).
+    let env = Env::new();
+    env.manifest("models:\n  - repo: acme/big\n    include: \"*.safetensors\"\n");
+    let main = env.commit("model", "acme/big", "main");
+    let file = env
+        .hub
+        .repo("model", "acme/big")
+        .unwrap()
+        .commit(&main)
+        .unwrap()
+        .file("model.safetensors")
+        .unwrap()
+        .clone();
+    let content = file.content().unwrap();
+    let blobs = env.repo_dir("models--acme--big").join("blobs");
+    std::fs::create_dir_all(&blobs).unwrap();
+    let mut partial = content[..content.len() / 2].to_vec();
+    partial.resize(content.len(), 0);
+    let etag = file.etag();
+    std::fs::write(blobs.join(format!("{etag}.deadbeef.incomplete")), partial).unwrap();
+    std::fs::write(
+        blobs.join(format!("{etag}.deadbeef.chunks.incomplete")),
+        format!("facehugger segments 1\n0 {}\n", content.len()),
+    )
+    .unwrap();
+
+    env.run(&["--chunk-size", "1"]).success();
+    // Nothing was left to fetch by the record, the whole failed verification, and the file
+    // was fetched again from the start; the installed blob is right.
+    let ranges = cdn_ranges(&env);
+    assert!(
+        ranges.iter().any(|range| range.starts_with("bytes=0-")),
+        "{ranges:?}"
+    );
+    let snapshot = env
+        .repo_dir("models--acme--big")
+        .join(format!("snapshots/{main}/model.safetensors"));
+    assert!(std::fs::read(snapshot).unwrap() == content);
+    let left: Vec<_> = tree(&blobs)
+        .into_iter()
+        .filter(|name| name.contains(".incomplete"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

@@ -148,25 +148,72 @@ fn the_reference_client_waits_out_the_resolve_rate_limit() {
 
 #[test]
 fn a_rate_limit_pauses_every_worker_until_its_window_resets() {
-    // 30 files, 10 resolves per 2 s window: three windows at least.
+    // 30 files, 10 resolves per 2 s window: three windows at least. The Hub often sends no
+    // `Retry-After` with its 429s, sometimes one with the same seconds as `RateLimit`.
+    for retry_after in [false, true] {
+        let env = Env::with_options(Options {
+            resolve_rate_limit: Some((10, Duration::from_secs(2))),
+            rate_limit_retry_after: retry_after,
+            ..Options::default()
+        });
+        env.manifest("models:\n  - repo: acme/many\n");
+        let run = env.run(&[]).success();
+        assert!(
+            run.stderr
+                .contains("warning: rate limited by the Hub: waiting 3 s; 10 resolves per 2 s"),
+            "{}",
+            run.stderr
+        );
+        // Every worker waited for the window to reset (an answer that says none is left
+        // pauses them before a 429 does): each file's resolve was refused at most once, in
+        // the first window, when they were all sent at once. (`hf download` gets 55 429s.)
+        let counts = env.hub.counts();
+        assert_eq!(counts.resolves, 30 + counts.rate_limited, "{counts:?}");
+        assert!(
+            counts.rate_limited <= 20,
+            "retry-after {retry_after}: {counts:?}"
+        );
+    }
+}
+
+#[test]
+fn the_reference_client_waits_out_a_rate_limit_that_says_retry_after() {
+    let Some(python) = python() else { return };
     let env = Env::with_options(Options {
         resolve_rate_limit: Some((10, Duration::from_secs(2))),
+        rate_limit_retry_after: true,
         ..Options::default()
     });
-    env.manifest("models:\n  - repo: acme/many\n");
-    let run = env.run(&[]).success();
-    assert!(
-        run.stderr
-            .contains("warning: rate limited by the Hub: waiting 3 s; 10 resolves per 2 s"),
-        "{}",
-        run.stderr
-    );
-    // Every worker waited for the window to reset (an answer that says none is left pauses
-    // them before a 429 does): each file's resolve was refused at most once, in the first
-    // window, when they were all sent at once. (`hf download` gets 55 429s here.)
+    reference(&env, &python, "hf", &["download", "acme/tiny"], false);
+    assert_tiny_downloaded(&env);
+    assert!(env.hub.counts().rate_limited > 0);
+}
+
+#[test]
+fn signed_urls_that_expire_in_a_second_are_never_used_late() {
+    // Bridge URLs good for one second, on a hub slow enough (100 KB/s per connection) that
+    // each connection's part of the 5 MB file takes seconds: a client that kept a URL for
+    // later (a retry, a stolen half of a segment) would get 403s.
+    let python = python();
+    let env = Env::with_options(Options {
+        sign_ranges: true,
+        signed_url_ttl: Duration::from_secs(1),
+        bandwidth: Some(100_000),
+        latency: Duration::from_millis(20),
+        ..Options::default()
+    });
+    env.manifest("models:\n  - repo: acme/big\n");
+    env.run(&["--chunk-size", "1"]).success();
     let counts = env.hub.counts();
-    assert_eq!(counts.resolves, 30 + counts.rate_limited, "{counts:?}");
-    assert!(counts.rate_limited <= 20, "{counts:?}");
+    assert_eq!(counts.refused, 0, "{counts:?}");
+    let snapshot = env.repo_dir("models--acme--big").join("snapshots");
+    assert!(snapshot.is_dir());
+    if let Some(python) = python {
+        std::fs::remove_dir_all(env.cache()).unwrap();
+        reference(&env, &python, "hf", &["download", "acme/tiny"], false);
+        assert_tiny_downloaded(&env);
+        assert_eq!(env.hub.counts().refused, 0);
+    }
 }
 
 #[test]
