@@ -660,6 +660,15 @@ fn remove_needs_no_repo_type_unless_the_id_has_two() {
     );
     assert!(!env.lock_text().unwrap().contains("acme/data"));
 
+    // The manifest of the report: `dataset acme/data` alone.
+    env.manifest("models:\n  - repo: acme/data\n    repo_type: dataset\n");
+    env.run(&["lock"]).success();
+    env.run(&["remove", "acme/data"]).success();
+    assert_eq!(
+        std::fs::read_to_string(env.project().join("facehugger.yaml")).unwrap(),
+        "models: []\n"
+    );
+
     // Declared with two types: the error lists them, and --repo-type picks one.
     let both = "models:\n  - repo: acme/data\n    repo_type: dataset\n  - repo: acme/data\n    include: README.md\n";
     env.manifest(both);
