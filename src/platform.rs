@@ -257,56 +257,65 @@ fn when_free<T>(op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     retry_while(op, is_in_use, &BUSY_WAITS, std::thread::sleep)
 }
 
+/// Runs `op`, waiting `waits` in turn while `busy` says (with why) that it failed on a file in
+/// use; the last failure says why, and how long it waited.
 fn retry_while<T>(
     mut op: impl FnMut() -> io::Result<T>,
-    busy: impl Fn(&io::Error) -> bool,
+    busy: impl Fn(&io::Error) -> Option<Busy>,
     waits: &[Duration],
     mut sleep: impl FnMut(Duration),
 ) -> io::Result<T> {
     for &wait in waits {
         match op() {
-            Err(err) if busy(&err) => sleep(wait),
+            Err(err) if busy(&err).is_some() => sleep(wait),
             done => return done,
         }
     }
     op().map_err(|err| {
-        if busy(&err) {
-            let waited: Duration = waits.iter().sum();
-            io::Error::new(
-                err.kind(),
-                format!(
-                    "{err}: another program still has it open after {} ms (an editor, a \
-                     virus scanner, a running model?); close it and try again",
-                    waited.as_millis()
-                ),
-            )
-        } else {
-            err
-        }
+        let ms = waits.iter().sum::<Duration>().as_millis();
+        let message = match busy(&err) {
+            None => return err,
+            Some(Busy::Open) => format!(
+                "{err}: another program still has it open after {ms} ms (an editor, a virus \
+                 scanner, a running model?); close it and try again"
+            ),
+            Some(Busy::Denied) => format!(
+                "{err}: still denied after {ms} ms: another program may have it open (an editor, \
+                 a virus scanner, a running model?), or it is read-only or not this user's to \
+                 change"
+            ),
+        };
+        io::Error::new(err.kind(), message)
     })
 }
 
-/// Whether `err` says the file is open in another program (Windows only).
-fn is_in_use(err: &io::Error) -> bool {
+/// How a file in use made an operation fail.
+#[cfg_attr(not(windows), allow(dead_code))]
+enum Busy {
+    /// Another program has it open (a sharing or lock violation).
+    Open,
+    /// Access denied: how Windows answers the removal of a file still open or pending
+    /// deletion, and also a file this user may not change.
+    Denied,
+}
+
+/// Whether `err` says the file is in use by another program (Windows only), and how.
+fn is_in_use(err: &io::Error) -> Option<Busy> {
     #[cfg(windows)]
     {
         use windows_sys::Win32::Foundation::{
             ERROR_ACCESS_DENIED, ERROR_LOCK_VIOLATION, ERROR_SHARING_VIOLATION,
         };
-        err.raw_os_error().is_some_and(|code| {
-            [
-                ERROR_SHARING_VIOLATION,
-                ERROR_LOCK_VIOLATION,
-                ERROR_ACCESS_DENIED,
-            ]
-            .iter()
-            .any(|&known| code as u32 == known)
-        })
+        match err.raw_os_error().map(|code| code as u32) {
+            Some(ERROR_SHARING_VIOLATION | ERROR_LOCK_VIOLATION) => Some(Busy::Open),
+            Some(ERROR_ACCESS_DENIED) => Some(Busy::Denied),
+            _ => None,
+        }
     }
     #[cfg(not(windows))]
     {
         let _ = err;
-        false
+        None
     }
 }
 
@@ -320,8 +329,12 @@ mod tests {
         io::Error::new(io::ErrorKind::ResourceBusy, "in use")
     }
 
-    fn is_busy(err: &io::Error) -> bool {
-        err.kind() == io::ErrorKind::ResourceBusy
+    fn is_busy(err: &io::Error) -> Option<Busy> {
+        match err.kind() {
+            io::ErrorKind::ResourceBusy => Some(Busy::Open),
+            io::ErrorKind::PermissionDenied => Some(Busy::Denied),
+            _ => None,
+        }
     }
 
     #[test]
@@ -363,6 +376,20 @@ mod tests {
         assert!(
             message.starts_with("in use: another program still has it open after 1000 ms"),
             "{message}"
+        );
+        // Denied: maybe in use, maybe not this user's file; the message says both.
+        let denied = retry_while(
+            || -> io::Result<()> { Err(io::ErrorKind::PermissionDenied.into()) },
+            is_busy,
+            &BUSY_WAITS,
+            |_| {},
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            denied.contains("still denied after 1000 ms: another program may have it open")
+                && denied.contains("read-only or not this user's to change"),
+            "{denied}"
         );
     }
 

@@ -504,7 +504,14 @@ fn copy(source: &Utf8Path, temp: &Utf8Path) -> Result<(), Error> {
     let copied = (|| {
         let mut from = File::open(source)?;
         let mut to = File::create(temp)?;
-        let mut buffer = vec![0; COPY_BUFFER];
+        // Sized by the file (plus one byte, so that one read finds its end): most are small.
+        let size = from.metadata()?.len();
+        let mut buffer = vec![
+            0;
+            usize::try_from(size + 1)
+                .unwrap_or(COPY_BUFFER)
+                .min(COPY_BUFFER)
+        ];
         loop {
             let read = match from.read(&mut buffer) {
                 Ok(0) => break,
