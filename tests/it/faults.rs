@@ -353,7 +353,10 @@ fn a_dropped_connection_is_resolved_again_from_the_byte_reached() {
         },
         1,
     ));
-    env.run(&SEGMENTED).success();
+    // One connection: whether others join while it retries depends on the machine's speed
+    // (under qemu, they do).
+    env.run(&["--chunk-size", "16", "--connections-per-file", "1"])
+        .success();
     assert_content(&env, "acme/tiny", "model.safetensors");
     let last = tiny_model_size(&env) - 1;
     let ranges = cdn_ranges(&env);
