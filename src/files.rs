@@ -223,6 +223,23 @@ pub(crate) fn write_atomically(path: &Utf8Path, contents: &[u8], mode: u32) -> R
     write_atomically_with(path, mode, |out| out.write_all(contents))
 }
 
+/// Replaces the small file at `path` (whose folder exists) under a unique temporary name and a
+/// rename, without waiting for the disk: for a record that is rewritten many times a second and
+/// that may be lost or stale after a power cut (a resume record: a stale one costs a failed
+/// verification, never a bad file).
+pub(crate) fn replace_unsynced(path: &Utf8Path, contents: &[u8]) -> Result<(), IoError> {
+    let _writing = writing();
+    let temp = unique_sibling(path, "tmp");
+    let result = platform::with_mode(OpenOptions::new().write(true).create_new(true), 0o644)
+        .open(&temp)
+        .and_then(|mut file| file.write_all(contents))
+        .and_then(|()| rename(&temp, path));
+    result.map_err(|err| {
+        let _ = remove_file(&temp);
+        IoError::new("write", path, err)
+    })
+}
+
 /// Writes a file as `write` makes it (through a buffer) under a unique temporary name, flushes
 /// it, and renames it into place.
 pub(crate) fn write_atomically_with(

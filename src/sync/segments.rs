@@ -25,7 +25,7 @@ use camino::{Utf8Path, Utf8PathBuf};
 
 use super::execute::{BUFFER_BYTES, Fetch, MAX_STALLED_ATTEMPTS, Transfer, dropped, range_ignored};
 use crate::error::Error;
-use crate::files::{read_capped, write_atomically};
+use crate::files::{read_capped, replace_unsynced};
 use crate::hash::Verifier;
 use crate::hub::ByteRange;
 use crate::platform::{read_at, write_all_at};
@@ -555,7 +555,7 @@ impl Download<'_> {
             if due || !going {
                 // Best effort, and unsynced: a record that claims too much only costs a failed
                 // verification and a fresh download, never a corrupt blob.
-                let _ = write_atomically(&self.record, record.as_bytes(), 0o644);
+                let _ = replace_unsynced(&self.record, record.as_bytes());
                 recorded_at = (arrived, Instant::now());
             }
             if !going {
@@ -763,7 +763,7 @@ mod tests {
         // Taken over part-way: reached may run past a lowered end; only the end counts.
         written.segments[1].reached = 300;
         written.segments[1].end = 250;
-        write_atomically(&record, written.record().as_bytes(), 0o644).unwrap();
+        replace_unsynced(&record, written.record().as_bytes()).unwrap();
         let runs = resumable_runs(&record, 400, 400).unwrap();
         assert_eq!(runs, [(0, 40), (100, 250)]);
         // The file must have its full size; a record of another format is none.
