@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::{Env, Options, strace};
@@ -106,18 +106,8 @@ fn a_sync_of_many_files_stays_within_a_low_open_files_limit() {
     // Each blob waiting to be installed holds its lock file open: they must never add up to
     // more files than the process may open, whatever the limit.
     let (env, _fixtures) = many_files_env(2000);
-    let facehugger = env.std_cmd(&[]);
-    let output = Command::new("sh")
-        .args(["-c", "ulimit -n 150 && exec \"$0\" \"$@\""])
-        .arg(facehugger.get_program())
-        .args(facehugger.get_args())
-        .current_dir(env.project())
-        .env_clear()
-        .envs(
-            facehugger
-                .get_envs()
-                .filter_map(|(name, value)| Some((name, value?))),
-        )
+    let output = env
+        .wrapped_cmd("sh", &["-c", "ulimit -n 150 && exec \"$0\" \"$@\""], &[])
         .output()
         .unwrap();
     assert!(
@@ -133,24 +123,21 @@ fn every_blob_reaches_a_sync_call_before_the_rename_that_installs_it() {
     let Some(strace) = strace() else { return };
     let (env, _fixtures) = many_files_env(300);
     let trace = env.dir.path().join("trace.txt");
-    let facehugger = env.std_cmd(&[]);
-    let mut command = Command::new(strace);
-    command
-        .args(["-f", "-qq", "-s", "300", "-o"])
-        .arg(&trace)
-        .args([
+    let trace_arg = trace.to_str().unwrap();
+    let mut command = env.wrapped_cmd(
+        strace,
+        &[
+            "-f",
+            "-qq",
+            "-s",
+            "300",
+            "-o",
+            trace_arg,
             "-e",
             "trace=openat,write,pwrite64,fsync,fdatasync,syncfs,rename,renameat,renameat2,close",
-        ])
-        .arg(facehugger.get_program())
-        .args(facehugger.get_args())
-        .current_dir(env.project())
-        .env_clear()
-        .envs(
-            facehugger
-                .get_envs()
-                .filter_map(|(name, value)| Some((name, value?))),
-        );
+        ],
+        &[],
+    );
     let started = Instant::now();
     let output = command.output().unwrap();
     assert!(

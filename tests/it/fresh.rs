@@ -3,7 +3,6 @@
 //! files, makes the sync look again and fetch what is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{Env, Run, strace, tree};
@@ -24,18 +23,12 @@ fn records(env: &Env) -> Vec<PathBuf> {
 /// opened acme/tiny's `blobs/` folder (to list it).
 fn frozen_sync(env: &Env, strace: &Path) -> (Run, bool) {
     let trace = env.dir.path().join("trace.txt");
-    let facehugger = env.std_cmd(&["sync", "--frozen"]);
-    let output = Command::new(strace)
-        .args(["-f", "-qq", "-e", "trace=openat", "-o"])
-        .arg(&trace)
-        .arg(facehugger.get_program())
-        .args(facehugger.get_args())
-        .current_dir(env.project())
-        .env_clear()
-        .envs(
-            facehugger
-                .get_envs()
-                .filter_map(|(name, value)| Some((name, value?))),
+    let trace_arg = trace.to_str().unwrap();
+    let output = env
+        .wrapped_cmd(
+            strace,
+            &["-f", "-qq", "-e", "trace=openat", "-o", trace_arg],
+            &["sync", "--frozen"],
         )
         .output()
         .unwrap();

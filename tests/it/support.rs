@@ -66,6 +66,23 @@ impl Env {
         cmd
     }
 
+    /// `PROGRAM PROGRAM_ARGS facehugger ARGS` (`strace -f ...`, `sh -c ...`), with facehugger's
+    /// folder and environment.
+    pub fn wrapped_cmd(
+        &self,
+        program: impl AsRef<std::ffi::OsStr>,
+        program_args: &[&str],
+        args: &[&str],
+    ) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        cmd.current_dir(self.project())
+            .args(program_args)
+            .arg(env!("CARGO_BIN_EXE_facehugger"))
+            .args(args);
+        self.with_env(&mut cmd);
+        cmd
+    }
+
     /// `cargo-facehugger facehugger ARGS` in `dir`, as `cargo facehugger` runs it, with the
     /// toolchain reachable (cargo metadata needs it).
     pub fn cargo_cmd(&self, dir: &Path, args: &[&str]) -> Command {
