@@ -95,6 +95,24 @@ impl Fault {
         }
     }
 
+    /// A `status` answer (with `Retry-After: retry_after` seconds if given) for the next `times`
+    /// requests whose path contains `path_contains`.
+    pub fn status(
+        path_contains: &str,
+        status: u16,
+        retry_after: Option<u64>,
+        times: usize,
+    ) -> Fault {
+        Fault::new(
+            path_contains,
+            FaultKind::Status {
+                status,
+                retry_after,
+            },
+            times,
+        )
+    }
+
     /// The same fault, starting only after `skip` matching requests have passed.
     pub fn after(self, skip: usize) -> Fault {
         Fault { skip, ..self }

@@ -100,38 +100,10 @@ fn a_regular_file_is_checked_against_its_git_blob_id() {
 fn rate_limits_and_server_errors_are_retried() {
     let env = Env::new();
     env.manifest(LFS);
-    env.hub.inject(Fault::new(
-        "/revision/",
-        FaultKind::Status {
-            status: 429,
-            retry_after: Some(0),
-        },
-        1,
-    ));
-    env.hub.inject(Fault::new(
-        "/tree/",
-        FaultKind::Status {
-            status: 503,
-            retry_after: None,
-        },
-        2,
-    ));
-    env.hub.inject(Fault::new(
-        "config.json",
-        FaultKind::Status {
-            status: 502,
-            retry_after: None,
-        },
-        1,
-    ));
-    env.hub.inject(Fault::new(
-        "/blobs/",
-        FaultKind::Status {
-            status: 500,
-            retry_after: None,
-        },
-        1,
-    ));
+    env.hub.inject(Fault::status("/revision/", 429, Some(0), 1));
+    env.hub.inject(Fault::status("/tree/", 503, None, 2));
+    env.hub.inject(Fault::status("config.json", 502, None, 1));
+    env.hub.inject(Fault::status("/blobs/", 500, None, 1));
     env.run(&[]).success();
     assert_eq!(env.count("/api/models/acme/tiny/revision/"), 2);
     assert_eq!(env.count("/api/models/acme/tiny/tree/"), 3);
@@ -141,14 +113,7 @@ fn rate_limits_and_server_errors_are_retried() {
 fn a_429_is_retried_after_the_seconds_retry_after_asks() {
     let env = Env::new();
     env.manifest(LFS);
-    env.hub.inject(Fault::new(
-        "/revision/",
-        FaultKind::Status {
-            status: 429,
-            retry_after: Some(2),
-        },
-        1,
-    ));
+    env.hub.inject(Fault::status("/revision/", 429, Some(2), 1));
     let started = std::time::Instant::now();
     env.run(&[]).success();
     // The second request came no sooner than two seconds after the first was refused.
@@ -164,14 +129,7 @@ fn a_429_is_retried_after_the_seconds_retry_after_asks() {
 fn a_persistent_server_error_fails_after_the_retries() {
     let env = Env::new();
     env.manifest(LFS);
-    env.hub.inject(Fault::new(
-        "/revision/",
-        FaultKind::Status {
-            status: 500,
-            retry_after: None,
-        },
-        100,
-    ));
+    env.hub.inject(Fault::status("/revision/", 500, None, 100));
     let run = env.run(&[]).failure(1);
     assert!(
         run.stderr
@@ -345,14 +303,7 @@ fn a_dropped_connection_is_resolved_again_from_the_byte_reached() {
     env.hub
         .inject(Fault::new("/blobs/", FaultKind::DropAfter(5000), 1));
     // Then a 503 (the first fault takes the first request, this one the next).
-    env.hub.inject(Fault::new(
-        "/blobs/",
-        FaultKind::Status {
-            status: 503,
-            retry_after: None,
-        },
-        1,
-    ));
+    env.hub.inject(Fault::status("/blobs/", 503, None, 1));
     // One connection: whether others join while it retries depends on the machine's speed
     // (under qemu, they do).
     env.run(&["--chunk-size", "16", "--connections-per-file", "1"])
@@ -388,14 +339,7 @@ fn an_expired_cdn_link_is_resolved_again() {
     for args in [&SEGMENTED[..], &[]] {
         let env = Env::new();
         env.manifest("models:\n  - repo: acme/tiny\n    include: \"*.safetensors\"\n");
-        env.hub.inject(Fault::new(
-            "/blobs/",
-            FaultKind::Status {
-                status: 403,
-                retry_after: None,
-            },
-            1,
-        ));
+        env.hub.inject(Fault::status("/blobs/", 403, None, 1));
         env.run(args).success();
         assert_content(&env, "acme/tiny", "model.safetensors");
         assert_eq!(env.count("/acme/tiny/resolve/"), 2, "{args:?}");
