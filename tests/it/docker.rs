@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 #[cfg(unix)]
-use crate::support::{Options, TestHub, keep_coverage};
+use crate::support::{Options, TestHub, keep_runner_env};
 
 /// One instruction: its keyword (upper case), its arguments with line continuations joined, and
 /// the line it starts on.
@@ -452,7 +452,7 @@ fn run_image_test_script(
         .env("HOME", dir.path())
         .env("HF_HOME", &hf_home)
         .env("TEST_HUB_FIXTURES", root().join("fixtures/hub"));
-    keep_coverage(&mut shell_cmd);
+    keep_runner_env(&mut shell_cmd);
     let output = shell_cmd.output().expect("the stage's shell runs");
     let run = ScriptRun {
         success: output.status.success(),

@@ -103,7 +103,7 @@ impl Env {
         for (name, value) in toolchain_env() {
             cmd.env(name, value);
         }
-        keep_coverage(cmd);
+        keep_runner_env(cmd);
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -286,11 +286,15 @@ pub fn python() -> Option<PathBuf> {
     None
 }
 
-/// Under `cargo llvm-cov`, tells a child with a cleared environment where to write its coverage
-/// (else it drops a profile file in its working folder, which tests that list folders see).
-pub fn keep_coverage(cmd: &mut std::process::Command) {
-    if let Some(profile) = std::env::var_os("LLVM_PROFILE_FILE") {
-        cmd.env("LLVM_PROFILE_FILE", profile);
+/// Gives a child with a cleared environment what the test runner set for every process:
+/// `LLVM_PROFILE_FILE` under `cargo llvm-cov` (else the child drops a profile file in its working
+/// folder, which tests that list folders see), and `G_SLICE` under qemu-user (scripts/cross-check:
+/// qemu's glib slice allocator can deadlock a process that forks while other threads run).
+pub fn keep_runner_env(cmd: &mut std::process::Command) {
+    for name in ["LLVM_PROFILE_FILE", "G_SLICE"] {
+        if let Some(value) = std::env::var_os(name) {
+            cmd.env(name, value);
+        }
     }
 }
 
