@@ -165,26 +165,12 @@ fn run_unprivileged(env: &Env) -> (Option<i32>, String, u32) {
     let as_root = std::fs::metadata("/proc/self")
         .map(|m| m.uid() == 0)
         .unwrap_or(false);
-    let mut cmd = env.cmd(&[]);
-    let uid = if as_root {
-        let program = cmd.get_program().to_owned();
-        let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
-        let mut wrapped = assert_cmd::Command::new("setpriv");
-        wrapped
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(program)
-            .args(args);
-        wrapped.env_clear();
-        for (key, value) in cmd.get_envs() {
-            if let Some(value) = value {
-                wrapped.env(key, value);
-            }
-        }
-        wrapped.current_dir(env.project());
-        cmd = wrapped;
-        65534
+    let (mut cmd, uid) = if as_root {
+        let setpriv = ["--reuid=65534", "--regid=65534", "--clear-groups", "--"];
+        (env.wrapped_cmd("setpriv", &setpriv, &[]), 65534)
     } else {
-        std::fs::metadata(env.dir.path()).unwrap().uid()
+        let uid = std::fs::metadata(env.dir.path()).unwrap().uid();
+        (env.std_cmd(&[]), uid)
     };
     let output = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
